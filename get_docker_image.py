@@ -1,0 +1,610 @@
+#!/usr/bin/env python3
+"""Gets a Docker image by the digest of its content: pulls it when the
+registry has it, otherwise builds it and pushes it.
+
+A port of onnxruntime's tools/ci_build/get_docker_image.py: for the same
+inputs it computes the same tag and makes the same docker calls.
+"""
+
+from __future__ import annotations
+
+import argparse
+import enum
+import hashlib
+import logging
+import os
+import shlex
+import shutil
+import signal
+import stat
+import subprocess
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from types import FrameType
+
+from logger import get_logger
+from util import run
+
+LOGGER_NAME = "get_docker_image"
+_log = logging.getLogger(LOGGER_NAME)
+
+TAG_PREFIX = "image_content_digest_"
+AZURE_REGISTRY_SUFFIX = ".azurecr.io"
+
+EXIT_FAILURE = 1
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report it
+EXIT_TERMINATED = 143  # 128 + SIGTERM
+
+# Large enough that big files cost few system calls, small enough to stay
+# in the CPU caches between the read and the hash.
+READ_CHUNK_SIZE = 256 * 1024
+
+
+class UsageError(Exception):
+    """The command line cannot be acted on."""
+
+
+class InputError(Exception):
+    """A file or directory the tag depends on cannot be used."""
+
+
+class DockerError(Exception):
+    """Docker is missing, failed, or the registry cannot be used."""
+
+
+class Terminated(BaseException):
+    """SIGTERM arrived; raised like KeyboardInterrupt so children are killed."""
+
+
+# --- The content digest ---------------------------------------------------
+
+
+@dataclass(frozen=True)
+class HashedInput:
+    """One input of the digest, in the order it was hashed (for --explain)."""
+
+    kind: str  # "args", "file", "dir" or "link"
+    path: bytes  # as hashed; for "args", the build-args text
+    mode: int = 0
+    size: int | None = None  # bytes of content (files) or of target (links)
+    sha256: str | None = None  # of the same bytes
+    target: bytes | None = None  # links only
+
+
+Observer = Callable[[HashedInput], None]
+
+
+@dataclass(frozen=True)
+class _Entry:
+    """A directory entry to hash: a file, a subdirectory or a symlink itself."""
+
+    name: bytes
+    kind: str  # "file", "dir" or "link"
+    mode: int = 0  # known at listing time for "dir" and "link"
+    real_path: bytes = b""  # "dir" only: its resolved path, for loop checks
+
+
+class ContentDigest:
+    """The SHA-256 stream that names an image.
+
+    Hashed in this order, each record being `<path> <st_mode in decimal>`
+    with the path exactly as spelled (so `ctx`, `./ctx` and `ctx/` differ):
+    the build-args text; the Dockerfile's record and bytes; the context
+    directory's record, then its files (record and bytes) sorted by path,
+    then its subdirectories sorted by path, each the same way, depth first.
+    Symlinks are followed; entries that are neither file nor directory are
+    skipped. Where following a symlink is impossible (dangling, a loop) the
+    link itself is hashed as a file whose bytes are its target text.
+    """
+
+    def __init__(self, observer: Observer | None = None) -> None:
+        self._digest = hashlib.sha256()
+        self._buffer = bytearray(READ_CHUNK_SIZE)
+        self._observer = observer
+
+    def hexdigest(self) -> str:
+        return self._digest.hexdigest()
+
+    def add_text(self, text: bytes) -> None:
+        self._digest.update(text)
+        if self._observer:
+            self._observer(HashedInput("args", text))
+
+    def add_dockerfile(self, path: bytes) -> None:
+        if not self._add_file(path):
+            raise InputError(f"Dockerfile is not a regular file: {_show(path)}")
+
+    def add_context(self, path: bytes) -> None:
+        try:
+            root = os.stat(path)
+        except OSError as error:
+            raise InputError(f"context directory {_describe(error, path)}") from None
+        if not stat.S_ISDIR(root.st_mode):
+            raise InputError(f"context is not a directory: {_show(path)}")
+        # Depth-first with an explicit stack: no recursion limit on deep trees.
+        pending = [(path, root.st_mode, (os.path.realpath(path),))]
+        while pending:
+            dir_path, dir_mode, ancestors = pending.pop()
+            self._add_record(dir_path, dir_mode)
+            if self._observer:
+                self._observer(HashedInput("dir", dir_path, dir_mode))
+            prefix = dir_path if dir_path.endswith(b"/") else dir_path + b"/"
+            files, dirs = self._list_directory(dir_path, prefix, ancestors)
+            for entry in files:
+                if entry.kind == "link":
+                    self._add_link(prefix + entry.name, entry.mode)
+                else:
+                    self._add_file(prefix + entry.name)
+            pending.extend(
+                (prefix + entry.name, entry.mode, (*ancestors, entry.real_path))
+                for entry in reversed(dirs)
+            )
+
+    def _add_record(self, path: bytes, mode: int) -> None:
+        self._digest.update(b"%s %d" % (path, mode))
+
+    def _add_file(self, path: bytes) -> bool:
+        """Hashes a regular file's record and bytes; False if it is not one."""
+        try:
+            # O_NONBLOCK: should a FIFO replace the file, opening must not hang.
+            fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        except OSError as error:
+            raise InputError(_describe(error, path)) from None
+        try:
+            mode = os.fstat(fd).st_mode
+            if not stat.S_ISREG(mode):
+                return False
+            self._add_record(path, mode)
+            content = hashlib.sha256() if self._observer else None
+            size = self._add_content(fd, content)
+        except OSError as error:
+            raise InputError(_describe(error, path)) from None
+        finally:
+            os.close(fd)
+        if self._observer and content:
+            self._observer(HashedInput("file", path, mode, size, content.hexdigest()))
+        return True
+
+    def _add_content(self, fd: int, content: hashlib._Hash | None) -> int:
+        view = memoryview(self._buffer)
+        chunk_size = len(view)
+        size = 0
+        while True:
+            count = os.readv(fd, (view,))
+            chunk = view[:count]
+            self._digest.update(chunk)
+            if content:
+                content.update(chunk)
+            size += count
+            # A short read from a regular file means the end: skip the
+            # system call that would only return 0.
+            if count < chunk_size:
+                return size
+
+    def _add_link(self, path: bytes, mode: int) -> None:
+        try:
+            target = os.readlink(path)
+        except OSError as error:
+            raise InputError(_describe(error, path)) from None
+        self._add_record(path, mode)
+        self._digest.update(target)
+        if self._observer:
+            digest = hashlib.sha256(target).hexdigest()
+            self._observer(HashedInput("link", path, mode, len(target), digest, target))
+
+    def _list_directory(
+        self, path: bytes, prefix: bytes, ancestors: tuple[bytes, ...]
+    ) -> tuple[list[_Entry], list[_Entry]]:
+        """Returns a directory's (files, subdirectories), each sorted by name."""
+        files: list[_Entry] = []
+        dirs: list[_Entry] = []
+        try:
+            with os.scandir(path) as entries:
+                for entry in entries:
+                    name = entry.name
+                    if entry.is_file(follow_symlinks=False):
+                        files.append(_Entry(name, "file"))
+                    elif entry.is_dir(follow_symlinks=False):
+                        real_path = os.path.join(ancestors[-1], name)
+                        dirs.append(_Entry(name, "dir", entry.stat().st_mode, real_path))
+                    elif entry.is_symlink():
+                        followed = _follow_symlink(prefix + name, ancestors)
+                        if followed:
+                            (dirs if followed.kind == "dir" else files).append(followed)
+                    # Anything else (FIFO, socket, device) is skipped unopened.
+        except OSError as error:
+            raise InputError(_describe(error, error.filename or path)) from None
+        files.sort(key=_entry_name)
+        dirs.sort(key=_entry_name)
+        return files, dirs
+
+
+def _entry_name(entry: _Entry) -> bytes:
+    # Entries share their directory's prefix, so ordering by name is ordering
+    # by full path; and byte order of UTF-8 is the code point order that the
+    # original's str sort gives.
+    return entry.name
+
+
+def _follow_symlink(path: bytes, ancestors: tuple[bytes, ...]) -> _Entry | None:
+    """Classifies a symlink by what it points to, as the original follows it.
+
+    Returns a "file" or "dir" entry for a target that can be walked, a "link"
+    entry for the link itself when following it is impossible, None to skip.
+    """
+    name = os.path.basename(path)
+    try:
+        target = os.stat(path)
+    except OSError:  # dangling, a loop of links, or no access
+        return _Entry(name, "link", os.lstat(path).st_mode)
+    if stat.S_ISREG(target.st_mode):
+        return _Entry(name, "file")
+    if not stat.S_ISDIR(target.st_mode):
+        return None
+    real_path = os.path.realpath(path)
+    if _contains_any(real_path, ancestors):
+        # Walking it would come back here forever.
+        return _Entry(name, "link", os.lstat(path).st_mode)
+    return _Entry(name, "dir", target.st_mode, real_path)
+
+
+def _contains_any(directory: bytes, paths: tuple[bytes, ...]) -> bool:
+    """Whether `directory` is, or is an ancestor of, any of `paths`."""
+    prefix = directory if directory.endswith(b"/") else directory + b"/"
+    return any(path == directory or path.startswith(prefix) for path in paths)
+
+
+def _show(path: bytes | str) -> str:
+    """A path for messages: quoted, undecodable bytes escaped."""
+    if isinstance(path, bytes):
+        path = path.decode("utf-8", "backslashreplace")
+    return repr(path)
+
+
+def _describe(error: OSError, path: bytes | str) -> str:
+    reason = error.strerror or str(error)
+    if isinstance(error, FileNotFoundError):
+        return f"not found: {_show(path)}"
+    return f"cannot read {_show(path)}: {reason}"
+
+
+def compute_tag(
+    build_args: str, dockerfile: str, context: str, observer: Observer | None = None
+) -> str:
+    """Returns `image_content_digest_<hex>` for these inputs."""
+    digest = ContentDigest(observer)
+    digest.add_text(os.fsencode(build_args))
+    digest.add_dockerfile(os.fsencode(dockerfile))
+    digest.add_context(os.fsencode(context))
+    return TAG_PREFIX + digest.hexdigest()
+
+
+# --- --explain output -----------------------------------------------------
+
+
+def _escape(raw: bytes) -> str:
+    r"""Text for one line: backslash, control and undecodable bytes escaped."""
+    text = raw.replace(b"\\", b"\\\\").decode("utf-8", "backslashreplace")
+    return "".join(
+        char if char.isprintable() or char == " " else char.encode("unicode_escape").decode()
+        for char in text
+    )
+
+
+def explain_line(item: HashedInput) -> str:
+    """One line of --explain: kind, mode, size, content SHA-256, path."""
+    if item.kind == "args":
+        return f'args  "{_escape(item.path)}"'
+    mode = f"{item.mode:6o} ({item.mode:5d})"
+    size = "-" if item.size is None else str(item.size)
+    line = f"{item.kind:<4}  {mode}  {size:>11}  {item.sha256 or '-':<64}  {_escape(item.path)}"
+    if item.target is not None:
+        line += f" -> {_escape(item.target)}"
+    return line
+
+
+# --- Image names ----------------------------------------------------------
+
+
+def is_registry_host(registry: str) -> bool:
+    """Docker's rule: a first component with '.' or ':', or 'localhost', is a host."""
+    first = registry.split("/", 1)[0]
+    return "." in first or ":" in first or first == "localhost"
+
+
+def image_name(registry: str | None, repository: str, tag: str) -> str:
+    """The full image name: in the registry, or local when registry is None."""
+    if registry is None:
+        return f"{repository}:{tag}"
+    if is_registry_host(registry):
+        return f"{registry.rstrip('/')}/{repository}:{tag}"
+    return f"{registry}{AZURE_REGISTRY_SUFFIX}/{repository}:{tag}"
+
+
+# --- Docker ---------------------------------------------------------------
+
+
+class Probe(enum.Enum):
+    """What `docker manifest inspect` told about the image."""
+
+    FOUND = "found"
+    NOT_FOUND = "not found"
+    UNREACHABLE = "unreachable"
+    UNAUTHORIZED = "unauthorized"
+    UNKNOWN = "unknown"
+
+
+# Matched, lower-cased, against docker's error output, in this order.
+_PROBE_MARKERS = (
+    (Probe.NOT_FOUND, ("no such manifest", "manifest unknown", "name unknown")),
+    (
+        Probe.UNAUTHORIZED,
+        (
+            "unauthorized",
+            "denied",
+            "authentication required",
+            "no basic auth credentials",
+            "forbidden",
+        ),
+    ),
+    (
+        Probe.UNREACHABLE,
+        (
+            "connection refused",
+            "no such host",
+            "server gave http response to https client",
+            "tls:",
+            "x509:",
+            "timeout",
+            "timed out",
+            "network is unreachable",
+            "no route to host",
+            "connection reset",
+            "dial tcp",
+            "cannot connect to the docker daemon",
+        ),
+    ),
+)
+
+
+def classify_probe_error(message: str) -> Probe:
+    """Why `docker manifest inspect` failed, from its error output."""
+    lowered = message.lower()
+    for probe, markers in _PROBE_MARKERS:
+        if any(marker in lowered for marker in markers):
+            return probe
+    return Probe.UNKNOWN
+
+
+def one_line(text: str) -> str:
+    return "; ".join(line.strip() for line in text.splitlines() if line.strip())
+
+
+def probe_registry(docker: str, image: str) -> tuple[Probe, str]:
+    """Asks the registry whether it has `image`; returns why not, with docker's words."""
+    env = dict(os.environ, DOCKER_CLI_EXPERIMENTAL="enabled")  # for old docker CLIs
+    completed = run(
+        docker, "manifest", "inspect", "--insecure", image, env=env, capture=True, check=False
+    )
+    if completed.returncode == 0:
+        return Probe.FOUND, ""
+    message = one_line(completed.stderr or completed.stdout or "")
+    return classify_probe_error(message), message or f"exit status {completed.returncode}"
+
+
+def local_image_exists(docker: str, image: str) -> bool:
+    return run(docker, "image", "inspect", image, quiet=True, check=False).returncode == 0
+
+
+def build_image(
+    docker: str, image: str, dockerfile: str, context: str, build_args: Sequence[str]
+) -> None:
+    run(docker, "build", "--pull", *build_args, "--tag", image, "--file", dockerfile, context)
+
+
+def find_docker(docker_path: str) -> None:
+    """Fails early, naming the path, when docker cannot be run."""
+    if shutil.which(docker_path):
+        return
+    if os.sep in docker_path:
+        if os.path.isfile(docker_path):
+            raise DockerError(f"docker is not executable: {docker_path!r}")
+        raise DockerError(f"docker not found: {docker_path!r}")
+    raise DockerError(f"docker not found on PATH: {docker_path!r}")
+
+
+def get_registry_image(
+    docker: str, image: str, dockerfile: str, context: str, build_args: Sequence[str]
+) -> None:
+    """Pulls `image` if the registry has it, else builds and pushes it."""
+    probe, message = probe_registry(docker, image)
+    if probe is Probe.FOUND:
+        _log.info("Image found, pulling...")
+        run(docker, "pull", image)
+        return
+    host = image.split("/", 1)[0]
+    if probe is Probe.UNREACHABLE:
+        raise DockerError(
+            f"cannot reach registry {host}: {message} (is the registry up and reachable?)"
+        )
+    if probe is Probe.UNAUTHORIZED:
+        raise DockerError(
+            f"registry {host} refused our credentials: {message} "
+            f"(are you logged in? docker login {host})"
+        )
+    if probe is Probe.UNKNOWN:
+        _log.warning("Could not tell whether the registry has the image: %s", message)
+    _log.info("Image not found, building and pushing...")
+    build_image(docker, image, dockerfile, context, build_args)
+    run(docker, "push", image)
+
+
+def get_local_image(
+    docker: str, image: str, dockerfile: str, context: str, build_args: Sequence[str]
+) -> None:
+    """Reuses `image` if the engine has it, else builds it; no registry."""
+    if local_image_exists(docker, image):
+        _log.info("Image found locally, reusing it.")
+        return
+    _log.info("Image not found locally, building...")
+    build_image(docker, image, dockerfile, context, build_args)
+
+
+# --- Command line ---------------------------------------------------------
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="get_docker_image.py",
+        description="Gets a docker image, either by pulling it from a container "
+        "registry or by building it locally and then pushing it. The image is "
+        "identified by a SHA-256 digest of the docker build args affecting its "
+        "content, the Dockerfile, and the build context directory (names as "
+        "given, file modes and contents); the digest is the image tag. If the "
+        "registry has an image with that tag it is pulled, otherwise it is "
+        "built and pushed. Either way it is then also tagged locally with the "
+        "plain repository name. You must be logged in to the registry.",
+        epilog="Exit status: 0 success, 1 failure, 2 usage error, "
+        "130 interrupted, 143 terminated.",
+    )
+    parser.add_argument("--dockerfile", default="Dockerfile", help="Path to the Dockerfile.")
+    parser.add_argument("--context", default=".", help="Path to the build context.")
+    parser.add_argument(
+        "--docker-build-args",
+        default="",
+        help="String of docker build args which may affect the image content, "
+        "split like a shell would (for example \"--build-arg VERSION='1 2'\"). "
+        "The text, exactly as given, is part of the digest.",
+    )
+    parser.add_argument(
+        "--docker-build-args-not-affecting-image-content",
+        default="",
+        help="String of docker build args which do not affect the image content; "
+        "passed to docker build but not part of the digest.",
+    )
+    parser.add_argument(
+        "--container-registry",
+        help="The registry: an Azure container registry name (NAME means "
+        "NAME.azurecr.io), or a registry host with optional namespace, used "
+        "verbatim (localhost:5000, ghcr.io/acme). A value whose first component "
+        "contains '.' or ':' or is 'localhost' is a host. Without it, no "
+        "registry is used: the image REPOSITORY:TAG is reused if the docker "
+        "engine has it, else built.",
+    )
+    parser.add_argument("--repository", required=True, help="The image repository name.")
+    parser.add_argument("--docker-path", default="docker", help="Path to docker.")
+    output = parser.add_mutually_exclusive_group()
+    output.add_argument(
+        "--print-image-name",
+        action="store_true",
+        help="Print the full image name on stdout and exit, without running docker.",
+    )
+    output.add_argument(
+        "--explain",
+        action="store_true",
+        help="Print on stdout every input of the digest, one line each in hash "
+        "order, then the image name; without running docker.",
+    )
+    parser.add_argument(
+        "--debug", action="store_true", help="Show a traceback on internal errors."
+    )
+    return parser.parse_args(argv)
+
+
+def split_build_args(option: str, text: str) -> list[str]:
+    try:
+        return shlex.split(text)
+    except ValueError as error:
+        raise UsageError(f"{option}: cannot split {text!r}: {error}") from None
+
+
+def get_image(args: argparse.Namespace) -> None:
+    """Does what the command line asks, raising on failure."""
+    build_args = [
+        *split_build_args("--docker-build-args", args.docker_build_args),
+        *split_build_args(
+            "--docker-build-args-not-affecting-image-content",
+            args.docker_build_args_not_affecting_image_content,
+        ),
+    ]
+
+    if args.explain:
+        tag = compute_tag(
+            args.docker_build_args,
+            args.dockerfile,
+            args.context,
+            lambda item: print(explain_line(item)),
+        )
+        print(f"image  {image_name(args.container_registry, args.repository, tag)}")
+        return
+
+    tag = compute_tag(args.docker_build_args, args.dockerfile, args.context)
+    image = image_name(args.container_registry, args.repository, tag)
+    if args.print_image_name:
+        print(image)
+        return
+
+    find_docker(args.docker_path)
+    _log.info("Image: %s", image)
+    get = get_local_image if args.container_registry is None else get_registry_image
+    get(args.docker_path, image, args.dockerfile, args.context, build_args)
+    # Tag so that the image can be referred to by repository name.
+    run(args.docker_path, "tag", image, args.repository)
+
+
+def _raise_terminated(signum: int, frame: FrameType | None) -> None:
+    raise Terminated
+
+
+def _docker_failure(error: subprocess.CalledProcessError) -> str:
+    step = error.cmd[1] if len(error.cmd) > 1 else error.cmd[0]
+    if error.returncode < 0:
+        status = f"was killed by signal {-error.returncode}"
+    else:
+        status = f"failed with exit status {error.returncode}"
+    return f"docker {step} {status}: {shlex.join(error.cmd)}"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    log = get_logger(LOGGER_NAME)
+    previous_sigterm = signal.signal(signal.SIGTERM, _raise_terminated)
+    try:
+        get_image(args)
+    except UsageError as error:
+        log.error("%s", error)
+        return EXIT_USAGE
+    except (InputError, DockerError) as error:
+        log.error("%s", error)
+        return EXIT_FAILURE
+    except subprocess.CalledProcessError as error:
+        log.error("%s", _docker_failure(error))
+        return EXIT_FAILURE
+    except KeyboardInterrupt:
+        log.error("Interrupted.")
+        return EXIT_INTERRUPTED
+    except Terminated:
+        log.error("Terminated.")
+        return EXIT_TERMINATED
+    except BrokenPipeError:
+        # The reader of stdout went away (`--explain | head`): quietly stop.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_FAILURE
+    except OSError as error:  # for example, docker exists but cannot be executed
+        log.error("%s", error)
+        return EXIT_FAILURE
+    except Exception as error:
+        if args.debug:
+            log.exception("Internal error")
+        else:
+            log.error("Internal error: %r (rerun with --debug for the traceback)", error)
+        return EXIT_FAILURE
+    finally:
+        signal.signal(signal.SIGTERM, previous_sigterm)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

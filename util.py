@@ -1,0 +1,69 @@
+"""Running subprocesses: one helper that logs what it runs, copy-pasteably."""
+
+from __future__ import annotations
+
+import logging
+import os
+import shlex
+import subprocess
+from collections.abc import Mapping, Sequence
+
+_log = logging.getLogger("util.run")
+
+
+def format_command(cmd: Sequence[str], env: Mapping[str, str] | None = None) -> str:
+    """Returns `cmd` as one shell-quoted line that can be pasted into a shell.
+
+    Variables that `env` adds or changes relative to os.environ are shown as
+    VAR=value prefixes, so the pasted line runs with the same environment.
+    """
+    changed = []
+    if env is not None:
+        changed = [
+            f"{name}={shlex.quote(value)}"
+            for name, value in env.items()
+            if os.environ.get(name) != value
+        ]
+    return " ".join([*changed, shlex.join(cmd)])
+
+
+def run(
+    *args: str,
+    cwd: str | None = None,
+    env: Mapping[str, str] | None = None,
+    capture: bool = False,
+    quiet: bool = False,
+    check: bool = True,
+) -> subprocess.CompletedProcess[str]:
+    """Runs the command `args` (never through a shell) and waits for it.
+
+    Args:
+        *args: The program and its arguments.
+        cwd: The working directory; None for the current one.
+        env: The complete environment; None to inherit this process's.
+        capture: Capture stdout and stderr as text in the result.
+        quiet: Discard the output (ignored when capturing).
+        check: Raise subprocess.CalledProcessError on a non-zero exit.
+
+    Returns:
+        The completed process; stdout and stderr are None unless captured.
+    """
+    cmd = list(args)
+    _log.info("Running subprocess in '%s'\n%s", cwd or os.getcwd(), format_command(cmd, env))
+
+    output = subprocess.PIPE if capture else (subprocess.DEVNULL if quiet else None)
+    completed = subprocess.run(
+        cmd,
+        cwd=cwd,
+        env=env,
+        stdout=output,
+        stderr=output,
+        text=True,
+        errors="replace",
+        check=False,
+    )
+
+    _log.debug("Subprocess completed. Return code: %d", completed.returncode)
+    if check:
+        completed.check_returncode()
+    return completed
