@@ -19,7 +19,7 @@ import signal
 import stat
 import subprocess
 import sys
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from types import FrameType
 
@@ -42,15 +42,23 @@ EXIT_TERMINATED = 143  # 128 + SIGTERM
 READ_CHUNK_SIZE = 256 * 1024
 
 
-class UsageError(Exception):
+class ToolError(Exception):
+    """An expected failure, reported as one line."""
+
+    exit_status = EXIT_FAILURE
+
+
+class UsageError(ToolError):
     """The command line cannot be acted on."""
 
+    exit_status = EXIT_USAGE
 
-class InputError(Exception):
+
+class InputError(ToolError):
     """A file or directory the tag depends on cannot be used."""
 
 
-class DockerError(Exception):
+class DockerError(ToolError):
     """Docker is missing, failed, or the registry cannot be used."""
 
 
@@ -382,10 +390,31 @@ def one_line(text: str) -> str:
     return "; ".join(line.strip() for line in text.splitlines() if line.strip())
 
 
+def docker_run(
+    docker: str,
+    *args: str,
+    env: dict[str, str] | None = None,
+    capture: bool = False,
+    quiet: bool = False,
+    check: bool = True,
+) -> subprocess.CompletedProcess[str]:
+    """util.run for docker, with its failures turned into one-line DockerErrors."""
+    try:
+        return run(docker, *args, env=env, capture=capture, quiet=quiet, check=check)
+    except subprocess.CalledProcessError as error:
+        if error.returncode < 0:
+            status = f"was killed by signal {-error.returncode}"
+        else:
+            status = f"failed with exit status {error.returncode}"
+        raise DockerError(f"docker {args[0]} {status}: {shlex.join(error.cmd)}") from None
+    except OSError as error:
+        raise DockerError(f"cannot run docker {docker!r}: {error.strerror or error}") from None
+
+
 def probe_registry(docker: str, image: str) -> tuple[Probe, str]:
     """Asks the registry whether it has `image`; returns why not, with docker's words."""
     env = dict(os.environ, DOCKER_CLI_EXPERIMENTAL="enabled")  # for old docker CLIs
-    completed = run(
+    completed = docker_run(
         docker, "manifest", "inspect", "--insecure", image, env=env, capture=True, check=False
     )
     if completed.returncode == 0:
@@ -395,13 +424,15 @@ def probe_registry(docker: str, image: str) -> tuple[Probe, str]:
 
 
 def local_image_exists(docker: str, image: str) -> bool:
-    return run(docker, "image", "inspect", image, quiet=True, check=False).returncode == 0
+    return docker_run(docker, "image", "inspect", image, quiet=True, check=False).returncode == 0
 
 
 def build_image(
     docker: str, image: str, dockerfile: str, context: str, build_args: Sequence[str]
 ) -> None:
-    run(docker, "build", "--pull", *build_args, "--tag", image, "--file", dockerfile, context)
+    docker_run(
+        docker, "build", "--pull", *build_args, "--tag", image, "--file", dockerfile, context
+    )
 
 
 def find_docker(docker_path: str) -> None:
@@ -422,7 +453,7 @@ def get_registry_image(
     probe, message = probe_registry(docker, image)
     if probe is Probe.FOUND:
         _log.info("Image found, pulling...")
-        run(docker, "pull", image)
+        docker_run(docker, "pull", image)
         return
     host = image.split("/", 1)[0]
     if probe is Probe.UNREACHABLE:
@@ -438,7 +469,7 @@ def get_registry_image(
         _log.warning("Could not tell whether the registry has the image: %s", message)
     _log.info("Image not found, building and pushing...")
     build_image(docker, image, dockerfile, context, build_args)
-    run(docker, "push", image)
+    docker_run(docker, "push", image)
 
 
 def get_local_image(
@@ -466,8 +497,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "registry has an image with that tag it is pulled, otherwise it is "
         "built and pushed. Either way it is then also tagged locally with the "
         "plain repository name. You must be logged in to the registry.",
-        epilog="Exit status: 0 success, 1 failure, 2 usage error, "
-        "130 interrupted, 143 terminated.",
+        epilog="Exit status: 0 success, 1 failure, 2 usage error, 130 interrupted, 143 terminated.",
     )
     parser.add_argument("--dockerfile", default="Dockerfile", help="Path to the Dockerfile.")
     parser.add_argument("--context", default=".", help="Path to the build context.")
@@ -507,9 +537,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="Print on stdout every input of the digest, one line each in hash "
         "order, then the image name; without running docker.",
     )
-    parser.add_argument(
-        "--debug", action="store_true", help="Show a traceback on internal errors."
-    )
+    parser.add_argument("--debug", action="store_true", help="Show a traceback on internal errors.")
     return parser.parse_args(argv)
 
 
@@ -551,20 +579,11 @@ def get_image(args: argparse.Namespace) -> None:
     get = get_local_image if args.container_registry is None else get_registry_image
     get(args.docker_path, image, args.dockerfile, args.context, build_args)
     # Tag so that the image can be referred to by repository name.
-    run(args.docker_path, "tag", image, args.repository)
+    docker_run(args.docker_path, "tag", image, args.repository)
 
 
 def _raise_terminated(signum: int, frame: FrameType | None) -> None:
     raise Terminated
-
-
-def _docker_failure(error: subprocess.CalledProcessError) -> str:
-    step = error.cmd[1] if len(error.cmd) > 1 else error.cmd[0]
-    if error.returncode < 0:
-        status = f"was killed by signal {-error.returncode}"
-    else:
-        status = f"failed with exit status {error.returncode}"
-    return f"docker {step} {status}: {shlex.join(error.cmd)}"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -573,15 +592,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     previous_sigterm = signal.signal(signal.SIGTERM, _raise_terminated)
     try:
         get_image(args)
-    except UsageError as error:
+    except ToolError as error:
         log.error("%s", error)
-        return EXIT_USAGE
-    except (InputError, DockerError) as error:
-        log.error("%s", error)
-        return EXIT_FAILURE
-    except subprocess.CalledProcessError as error:
-        log.error("%s", _docker_failure(error))
-        return EXIT_FAILURE
+        return error.exit_status
     except KeyboardInterrupt:
         log.error("Interrupted.")
         return EXIT_INTERRUPTED
@@ -591,9 +604,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:
         # The reader of stdout went away (`--explain | head`): quietly stop.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return EXIT_FAILURE
-    except OSError as error:  # for example, docker exists but cannot be executed
-        log.error("%s", error)
         return EXIT_FAILURE
     except Exception as error:
         if args.debug:

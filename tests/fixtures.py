@@ -1,0 +1,255 @@
+"""Fixture trees for the tests, built with explicit modes (never the umask).
+
+The golden cases here are also what tests/reference_vectors.py feeds to the
+original script to compute the expected tags in tests/test_golden.py.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import NamedTuple
+
+
+class Dir(NamedTuple):
+    path: str
+    mode: int = 0o755
+
+
+class File(NamedTuple):
+    path: str
+    data: bytes = b""
+    mode: int = 0o644
+
+
+class Link(NamedTuple):
+    path: str
+    target: str
+
+
+class Fifo(NamedTuple):
+    path: str
+    mode: int = 0o644
+
+
+Node = Dir | File | Link | Fifo
+
+
+def pseudo_random_bytes(size: int, seed: str = "") -> bytes:
+    """Deterministic bytes that do not repeat with any short period."""
+    return hashlib.shake_256(f"{seed}:{size}".encode()).digest(size)
+
+
+def build_tree(root: str | bytes, nodes: Iterable[Node]) -> None:
+    """Creates `nodes` under `root`, then sets every mode explicitly.
+
+    Directory modes are set last, deepest first, so that read-only
+    directories can still be filled.
+    """
+    root = os.fsencode(root)
+    dirs: list[tuple[bytes, int]] = []
+    for node in nodes:
+        path = os.path.join(root, os.fsencode(node.path))
+        if isinstance(node, Dir):
+            os.makedirs(path, exist_ok=True)
+            dirs.append((path, node.mode))
+        elif isinstance(node, File):
+            with open(path, "wb") as file:
+                file.write(node.data)
+            os.chmod(path, node.mode)
+        elif isinstance(node, Link):
+            os.symlink(os.fsencode(node.target), path)
+        else:
+            os.mkfifo(path)
+            os.chmod(path, node.mode)
+    for path, mode in sorted(dirs, reverse=True):
+        os.chmod(path, mode)
+
+
+DOCKERFILE = File("Dockerfile", b"FROM scratch\nCOPY . /ctx\n")
+CTX = Dir("ctx")
+
+
+@dataclass(frozen=True)
+class Case:
+    """A tree, where to stand in it, and the options naming its inputs."""
+
+    name: str
+    nodes: tuple[Node, ...]
+    context: str = "ctx"
+    dockerfile: str = "Dockerfile"
+    build_args: str = ""
+    cwd: str = "."
+    root_mode: int = 0o755
+
+    def argv(self) -> list[str]:
+        return [
+            "--dockerfile",
+            self.dockerfile,
+            "--context",
+            self.context,
+            "--docker-build-args",
+            self.build_args,
+        ]
+
+
+def _case(name: str, *nodes: Node, **options: str) -> Case:
+    return Case(name, (DOCKERFILE, CTX, *nodes), **options)
+
+
+GOLDEN_CASES: tuple[Case, ...] = (
+    _case("empty context"),
+    _case(
+        "nested directories",
+        Dir("ctx/a"),
+        Dir("ctx/a/b"),
+        Dir("ctx/a/b/c"),
+        File("ctx/a/b/c/deep.txt", b"deep\n"),
+        File("ctx/a/top.txt", b"top\n"),
+        Dir("ctx/z"),
+        Dir("ctx/z/empty"),
+    ),
+    _case(
+        "file and directory modes",
+        File("ctx/rw-r--r--", b"x", 0o644),
+        File("ctx/rwxr-xr-x", b"x", 0o755),
+        File("ctx/rw-------", b"x", 0o600),
+        File("ctx/r--r--r--", b"x", 0o444),
+        Dir("ctx/d755", 0o755),
+        Dir("ctx/d700", 0o700),
+        Dir("ctx/d750", 0o750),
+        File("ctx/d750/f", b"y", 0o640),
+    ),
+    _case(
+        "file sizes around the 8 KiB read size",
+        File("ctx/size0", b""),
+        File("ctx/size8191", pseudo_random_bytes(8191)),
+        File("ctx/size8192", pseudo_random_bytes(8192)),
+        File("ctx/size8193", pseudo_random_bytes(8193)),
+        File("ctx/size100000", pseudo_random_bytes(100_000)),
+    ),
+    _case(
+        "large files across read chunks",
+        File("ctx/size262145", pseudo_random_bytes(262_145)),
+        File("ctx/size1048577", pseudo_random_bytes(1_048_577)),
+    ),
+    _case(
+        "names with spaces and non-ASCII",
+        File("ctx/with space", b"1"),
+        File("ctx/ two  spaces ", b"2"),
+        File("ctx/caf\u00e9", b"3"),
+        File("ctx/\u65e5\u672c\u8a9e", b"4"),
+        Dir("ctx/\u00fcber dir"),
+        File("ctx/\u00fcber dir/\U0001f40d", b"5"),
+    ),
+    _case(
+        "names whose order is tricky",
+        File("ctx/a", b"a"),
+        File("ctx/A", b"A"),
+        File("ctx/a.b", b"a.b"),
+        File("ctx/a-b", b"a-b"),
+        File("ctx/a_b", b"a_b"),
+        File("ctx/B", b"B"),
+        File("ctx/b", b"b"),
+        File("ctx/_", b"_"),
+        File("ctx/10", b"10"),
+        File("ctx/9", b"9"),
+        Dir("ctx/ab"),
+        File("ctx/ab/b", b"ab/b"),
+        Dir("ctx/a.d"),
+        Dir("ctx/a-d"),
+        Dir("ctx/a.d/x"),
+    ),
+    _case(
+        "a/b directory against a.b file",
+        Dir("ctx/a"),
+        File("ctx/a/b", b"in a"),
+        File("ctx/a.b", b"beside a"),
+        File("ctx/a0", b"after a."),
+    ),
+    _case(
+        "Dockerfile inside the context",
+        File("ctx/Dockerfile", b"FROM scratch\n"),
+        File("ctx/data", b"data"),
+        dockerfile="ctx/Dockerfile",
+    ),
+    _case(
+        "Dockerfile outside the context, executable",
+        Dir("docker"),
+        File("docker/build.Dockerfile", b"FROM scratch\nCOPY data /\n", 0o755),
+        File("ctx/data", b"data"),
+        dockerfile="docker/build.Dockerfile",
+    ),
+    _case("context spelled ./ctx", File("ctx/f", b"f"), context="./ctx"),
+    _case("context with a trailing slash", File("ctx/f", b"f"), context="ctx/"),
+    _case(
+        "context given as an absolute path",
+        File("ctx/f", b"f"),
+        Dir("ctx/sub"),
+        File("ctx/sub/g", b"g"),
+        # The same absolute spelling wherever the fixture lives.
+        context="/proc/self/cwd/ctx",
+        dockerfile="/proc/self/cwd/Dockerfile",
+    ),
+    _case(
+        "context given as . (the current directory)",
+        File("ctx/Dockerfile", b"FROM scratch\n"),
+        File("ctx/f", b"f"),
+        Dir("ctx/sub", 0o711),
+        File("ctx/sub/g", b"g", 0o600),
+        context=".",
+        dockerfile="Dockerfile",
+        cwd="ctx",
+    ),
+    _case(
+        "symlink to a file",
+        File("ctx/real", b"real content", 0o600),
+        Link("ctx/link", "real"),
+        File("outside", b"outside content", 0o640),
+        Link("ctx/to-outside", "../outside"),
+    ),
+    _case(
+        "symlink to a directory",
+        Dir("ctx/real"),
+        File("ctx/real/f", b"f"),
+        Link("ctx/link", "real"),
+        Dir("shared", 0o700),
+        File("shared/s", b"s"),
+        Link("ctx/to-shared", "../shared"),
+    ),
+    _case(
+        "build args with quotes and repeated spaces",
+        File("ctx/f", b"f"),
+        build_args='--build-arg  A=\'x  y\' --build-arg B="q\\"uote"   --label l=1',
+    ),
+    _case(
+        "build args with non-ASCII text",
+        build_args="--build-arg GREETING=gr\u00fc\u00df",
+    ),
+    _case(
+        "FIFO skipped without opening",
+        File("ctx/f", b"f"),
+        Fifo("ctx/pipe", 0o600),
+    ),
+    _case(
+        "read-only directory",
+        Dir("ctx/ro", 0o555),
+        File("ctx/ro/f", b"f", 0o444),
+    ),
+)
+
+
+@dataclass
+class Checkout:
+    """A fixture built in `root`, ready to run with its case's cwd."""
+
+    root: str
+    case: Case
+    cwd: str = field(init=False)
+
+    def __post_init__(self) -> None:
+        os.chmod(self.root, self.case.root_mode)
+        build_tree(self.root, self.case.nodes)
+        self.cwd = os.path.join(self.root, self.case.cwd)

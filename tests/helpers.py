@@ -1,0 +1,94 @@
+"""Shared test scaffolding: a scratch directory, the CLI in-process, fake docker."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import shutil
+import stat
+import tempfile
+import unittest
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+from unittest import mock
+
+import get_docker_image
+
+TESTS_DIR = os.path.dirname(os.path.abspath(__file__))
+FAKE_DOCKER = os.path.join(TESTS_DIR, "fake_docker.py")
+REPO_DIR = os.path.dirname(TESTS_DIR)
+
+# Log lines start with a timestamp; tests compare what follows it.
+LOG_TIMESTAMP_LENGTH = len("2026-01-01 00:00:00,000 ")
+
+
+@dataclass(frozen=True)
+class Result:
+    status: int
+    stdout: str
+    stderr: str
+
+    def log_messages(self) -> list[str]:
+        """stderr's lines without their timestamps."""
+        return [line[LOG_TIMESTAMP_LENGTH:] for line in self.stderr.splitlines()]
+
+
+def run_main(argv: Sequence[str]) -> Result:
+    """Runs the CLI in this process, capturing its exit status and output."""
+    stdout, stderr = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
+        try:
+            status = get_docker_image.main(list(argv))
+        except SystemExit as exit_:  # argparse's usage errors and --help
+            status = exit_.code if isinstance(exit_.code, int) else 1
+    return Result(status, stdout.getvalue(), stderr.getvalue())
+
+
+def remove_tree(path: str) -> None:
+    """rmtree that first makes read-only directories writable again."""
+    for dir_path, dir_names, _ in os.walk(path):
+        for name in dir_names:
+            child = os.path.join(dir_path, name)
+            if not os.path.islink(child):
+                os.chmod(child, stat.S_IRWXU)
+    shutil.rmtree(path)
+
+
+class ScratchDirTestCase(unittest.TestCase):
+    """Runs each test in a fresh directory (self.root) with fake docker set up."""
+
+    def setUp(self) -> None:
+        self.root = tempfile.mkdtemp(prefix="gdi-test-")
+        self.addCleanup(remove_tree, self.root)
+        os.chmod(self.root, 0o755)
+        previous_cwd = os.getcwd()
+        self.addCleanup(os.chdir, previous_cwd)
+        os.chdir(self.root)
+        self.calls_path = os.path.join(self.root, "docker-calls.jsonl")
+        self.set_env(FAKE_DOCKER_LOG=self.calls_path)
+        for name in ("FAKE_DOCKER_HAS_IMAGE", "FAKE_DOCKER_FAIL", "FAKE_DOCKER_PROBE_STDERR"):
+            self.set_env(**{name: None})
+
+    def set_env(self, **values: str | None) -> None:
+        """Sets (or, for None, removes) environment variables for this test."""
+        patcher = mock.patch.dict(os.environ)
+        patcher.start()
+        self.addCleanup(patcher.stop)
+        for name, value in values.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+    def docker_calls(self) -> list[dict[str, Any]]:
+        """The calls fake docker recorded, each {"argv", "DOCKER_CLI_EXPERIMENTAL", "cwd"}."""
+        if not os.path.exists(self.calls_path):
+            return []
+        with open(self.calls_path, encoding="utf-8") as log:
+            return [json.loads(line) for line in log]
+
+    def docker_argvs(self) -> list[list[str]]:
+        return [call["argv"] for call in self.docker_calls()]
