@@ -132,7 +132,8 @@ class ContentDigest:
         if not stat.S_ISDIR(root.st_mode):
             raise InputError(f"context is not a directory: {_show(path)}")
         # Depth-first with an explicit stack: no recursion limit on deep trees.
-        pending = [(path, root.st_mode, (os.path.realpath(path),))]
+        root_real_path: tuple[bytes, ...] = (os.path.realpath(path),)
+        pending = [(path, root.st_mode, root_real_path)]
         while pending:
             dir_path, dir_mode, ancestors = pending.pop()
             self._add_record(dir_path, dir_mode)

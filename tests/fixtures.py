@@ -95,8 +95,16 @@ class Case:
         ]
 
 
-def _case(name: str, *nodes: Node, **options: str) -> Case:
-    return Case(name, (DOCKERFILE, CTX, *nodes), **options)
+def _case(
+    name: str,
+    *nodes: Node,
+    context: str = "ctx",
+    dockerfile: str = "Dockerfile",
+    build_args: str = "",
+    cwd: str = ".",
+) -> Case:
+    """A case with the usual Dockerfile beside a `ctx` directory."""
+    return Case(name, (DOCKERFILE, CTX, *nodes), context, dockerfile, build_args, cwd)
 
 
 GOLDEN_CASES: tuple[Case, ...] = (
