@@ -121,14 +121,14 @@ class ContentDigest:
             self._observer(HashedInput("args", text))
 
     def add_dockerfile(self, path: bytes) -> None:
-        if not self._add_file(path):
+        if not self._add_file(path, "Dockerfile"):
             raise InputError(f"Dockerfile is not a regular file: {_show(path)}")
 
     def add_context(self, path: bytes) -> None:
         try:
             root = os.stat(path)
         except OSError as error:
-            raise InputError(f"context directory {_describe(error, path)}") from None
+            raise _input_error(error, path, "context directory") from None
         if not stat.S_ISDIR(root.st_mode):
             raise InputError(f"context is not a directory: {_show(path)}")
         # Depth-first with an explicit stack: no recursion limit on deep trees.
@@ -154,13 +154,13 @@ class ContentDigest:
     def _add_record(self, path: bytes, mode: int) -> None:
         self._digest.update(b"%s %d" % (path, mode))
 
-    def _add_file(self, path: bytes) -> bool:
+    def _add_file(self, path: bytes, what: str = "file") -> bool:
         """Hashes a regular file's record and bytes; False if it is not one."""
         try:
             # O_NONBLOCK: should a FIFO replace the file, opening must not hang.
             fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
         except OSError as error:
-            raise InputError(_describe(error, path)) from None
+            raise _input_error(error, path, what) from None
         try:
             mode = os.fstat(fd).st_mode
             if not stat.S_ISREG(mode):
@@ -169,7 +169,7 @@ class ContentDigest:
             content = hashlib.sha256() if self._observer else None
             size = self._add_content(fd, content)
         except OSError as error:
-            raise InputError(_describe(error, path)) from None
+            raise _input_error(error, path, what) from None
         finally:
             os.close(fd)
         if self._observer and content:
@@ -196,7 +196,7 @@ class ContentDigest:
         try:
             target = os.readlink(path)
         except OSError as error:
-            raise InputError(_describe(error, path)) from None
+            raise _input_error(error, path, "symlink") from None
         self._add_record(path, mode)
         self._digest.update(target)
         if self._observer:
@@ -224,7 +224,7 @@ class ContentDigest:
                             (dirs if followed.kind == "dir" else files).append(followed)
                     # Anything else (FIFO, socket, device) is skipped unopened.
         except OSError as error:
-            raise InputError(_describe(error, error.filename or path)) from None
+            raise _input_error(error, error.filename or path, "directory") from None
         files.sort(key=_entry_name)
         dirs.sort(key=_entry_name)
         return files, dirs
@@ -272,11 +272,11 @@ def _show(path: bytes | str) -> str:
     return repr(path)
 
 
-def _describe(error: OSError, path: bytes | str) -> str:
-    reason = error.strerror or str(error)
+def _input_error(error: OSError, path: bytes | str, what: str) -> InputError:
+    """A one-line InputError naming what could not be read, and why."""
     if isinstance(error, FileNotFoundError):
-        return f"not found: {_show(path)}"
-    return f"cannot read {_show(path)}: {reason}"
+        return InputError(f"{what} not found: {_show(path)}")
+    return InputError(f"cannot read {what} {_show(path)}: {error.strerror or error}")
 
 
 def compute_tag(

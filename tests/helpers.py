@@ -6,11 +6,12 @@ import contextlib
 import io
 import json
 import os
+import re
 import shutil
 import stat
 import tempfile
 import unittest
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 from unittest import mock
@@ -21,8 +22,8 @@ TESTS_DIR = os.path.dirname(os.path.abspath(__file__))
 FAKE_DOCKER = os.path.join(TESTS_DIR, "fake_docker.py")
 REPO_DIR = os.path.dirname(TESTS_DIR)
 
-# Log lines start with a timestamp; tests compare what follows it.
-LOG_TIMESTAMP_LENGTH = len("2026-01-01 00:00:00,000 ")
+# Log records start with a timestamp; tests compare what follows it.
+LOG_TIMESTAMP = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} ")
 
 
 @dataclass(frozen=True)
@@ -30,21 +31,47 @@ class Result:
     status: int
     stdout: str
     stderr: str
+    child_output: str = ""
 
     def log_messages(self) -> list[str]:
         """stderr's lines without their timestamps."""
-        return [line[LOG_TIMESTAMP_LENGTH:] for line in self.stderr.splitlines()]
+        return [LOG_TIMESTAMP.sub("", line) for line in self.stderr.splitlines()]
 
 
 def run_main(argv: Sequence[str]) -> Result:
-    """Runs the CLI in this process, capturing its exit status and output."""
+    """Runs the CLI in this process, capturing its exit status and output.
+
+    Python's stdout and stderr are captured as text; what child processes
+    (docker) write to file descriptors 1 and 2 goes to `child_output`.
+    """
     stdout, stderr = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
+    with (
+        tempfile.TemporaryFile() as child_output,
+        _redirect_fds(child_output.fileno()),
+        contextlib.redirect_stdout(stdout),
+        contextlib.redirect_stderr(stderr),
+    ):
         try:
             status = get_docker_image.main(list(argv))
         except SystemExit as exit_:  # argparse's usage errors and --help
             status = exit_.code if isinstance(exit_.code, int) else 1
-    return Result(status, stdout.getvalue(), stderr.getvalue())
+        child_output.seek(0)
+        child_text = child_output.read().decode()
+    return Result(status, stdout.getvalue(), stderr.getvalue(), child_text)
+
+
+@contextlib.contextmanager
+def _redirect_fds(target_fd: int) -> Iterator[None]:
+    saved = [os.dup(1), os.dup(2)]
+    try:
+        os.dup2(target_fd, 1)
+        os.dup2(target_fd, 2)
+        yield
+    finally:
+        os.dup2(saved[0], 1)
+        os.dup2(saved[1], 2)
+        for fd in saved:
+            os.close(fd)
 
 
 def remove_tree(path: str) -> None:
@@ -69,8 +96,10 @@ class ScratchDirTestCase(unittest.TestCase):
         os.chdir(self.root)
         self.calls_path = os.path.join(self.root, "docker-calls.jsonl")
         self.set_env(FAKE_DOCKER_LOG=self.calls_path)
-        for name in ("FAKE_DOCKER_HAS_IMAGE", "FAKE_DOCKER_FAIL", "FAKE_DOCKER_PROBE_STDERR"):
-            self.set_env(**{name: None})
+        for name in list(os.environ):
+            if name.startswith("FAKE_DOCKER_") and name != "FAKE_DOCKER_LOG":
+                self.set_env(**{name: None})
+        self.set_env(DOCKER_CLI_EXPERIMENTAL=None)
 
     def set_env(self, **values: str | None) -> None:
         """Sets (or, for None, removes) environment variables for this test."""
