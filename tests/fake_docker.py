@@ -14,11 +14,14 @@ Behaviour, from the environment:
 
 import json
 import os
+import signal
 import sys
 import time
 
 
 def main() -> int:
+    # Like docker: an interrupt ends it quietly with 130.
+    signal.signal(signal.SIGINT, lambda signum, frame: sys.exit(130))
     argv = sys.argv[1:]
     log_path = os.environ.get("FAKE_DOCKER_LOG")
     if log_path:

@@ -75,13 +75,13 @@ def _redirect_fds(target_fd: int) -> Iterator[None]:
 
 
 def remove_tree(path: str) -> None:
-    """rmtree that first makes read-only directories writable again."""
-    for dir_path, dir_names, _ in os.walk(path):
-        for name in dir_names:
-            child = os.path.join(dir_path, name)
-            if not os.path.islink(child):
-                os.chmod(child, stat.S_IRWXU)
-    shutil.rmtree(path)
+    """rmtree that makes read-only directories writable when it has to."""
+
+    def make_writable_and_retry(function: Any, failed_path: str, _: object) -> None:
+        os.chmod(os.path.dirname(failed_path), stat.S_IRWXU)
+        function(failed_path)
+
+    shutil.rmtree(path, onerror=make_writable_and_retry)
 
 
 class ScratchDirTestCase(unittest.TestCase):

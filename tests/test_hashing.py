@@ -1,0 +1,153 @@
+"""Trees the original cannot hash (it crashes or never ends) still get a tag.
+
+Expected tags are spelled out from the documented scheme, record by record,
+so that these vectors do not come from the code under test.
+"""
+
+from __future__ import annotations
+
+import faulthandler
+import hashlib
+import os
+import socket
+
+from get_docker_image import compute_tag
+from tests.fixtures import CTX, DOCKERFILE, Dir, File, Link, build_tree
+from tests.helpers import ScratchDirTestCase
+
+FILE_644 = b"33188"
+DIR_755 = b"16877"
+LINK = b"41471"  # S_IFLNK | 0o777: a symlink's own mode on Linux
+
+
+def tag_of(*records: bytes) -> str:
+    """The tag of a tree whose records are spelled out after the Dockerfile."""
+    digest = hashlib.sha256(b"Dockerfile " + FILE_644 + DOCKERFILE.data + b"".join(records))
+    return "image_content_digest_" + digest.hexdigest()
+
+
+class UnhashableByOriginalTest(ScratchDirTestCase):
+    def setUp(self) -> None:
+        super().setUp()
+        build_tree(self.root, [DOCKERFILE, CTX])
+        # A loop must fail the test, not hang the run.
+        faulthandler.dump_traceback_later(60, exit=True)
+        self.addCleanup(faulthandler.cancel_dump_traceback_later)
+
+    def tag(self, context: str = "ctx") -> str:
+        return compute_tag("", "Dockerfile", context)
+
+    def test_plain_tree_spelled_out(self) -> None:
+        """The scheme the other vectors are spelled in, checked on a plain tree."""
+        build_tree(self.root, [File("ctx/f", b"data"), Dir("ctx/d"), File("ctx/d/g", b"")])
+        expected = tag_of(
+            b"ctx " + DIR_755,
+            b"ctx/f " + FILE_644 + b"data",
+            b"ctx/d " + DIR_755,
+            b"ctx/d/g " + FILE_644,
+        )
+        self.assertEqual(self.tag(), expected)
+
+    def test_dangling_symlink_is_hashed_as_a_link(self) -> None:
+        build_tree(self.root, [File("ctx/b", b"b"), Link("ctx/a", "nowhere")])
+        expected = tag_of(
+            b"ctx " + DIR_755, b"ctx/a " + LINK + b"nowhere", b"ctx/b " + FILE_644 + b"b"
+        )
+        self.assertEqual(self.tag(), expected)
+
+    def test_link_to_the_directory_itself(self) -> None:
+        build_tree(self.root, [Link("ctx/self", ".")])
+        self.assertEqual(self.tag(), tag_of(b"ctx " + DIR_755, b"ctx/self " + LINK + b"."))
+
+    def test_link_to_an_ancestor_inside_the_context(self) -> None:
+        build_tree(self.root, [Dir("ctx/sub"), Link("ctx/sub/up", "..")])
+        expected = tag_of(b"ctx " + DIR_755, b"ctx/sub " + DIR_755, b"ctx/sub/up " + LINK + b"..")
+        self.assertEqual(self.tag(), expected)
+
+    def test_link_to_an_ancestor_of_the_context(self) -> None:
+        build_tree(self.root, [Link("ctx/root", "..")])
+        self.assertEqual(self.tag(), tag_of(b"ctx " + DIR_755, b"ctx/root " + LINK + b".."))
+
+    def test_links_pointing_at_each_other(self) -> None:
+        build_tree(self.root, [Link("ctx/ping", "pong"), Link("ctx/pong", "ping")])
+        expected = tag_of(
+            b"ctx " + DIR_755, b"ctx/ping " + LINK + b"pong", b"ctx/pong " + LINK + b"ping"
+        )
+        self.assertEqual(self.tag(), expected)
+
+    def test_loop_through_a_directory_outside_the_context(self) -> None:
+        build_tree(
+            self.root,
+            [Dir("outside"), Link("outside/back", "../ctx"), Link("ctx/out", "../outside")],
+        )
+        expected = tag_of(
+            b"ctx " + DIR_755,
+            b"ctx/out " + DIR_755,  # followed, as the original does
+            b"ctx/out/back " + LINK + b"../ctx",  # would lead back into ctx: not followed
+        )
+        self.assertEqual(self.tag(), expected)
+
+    def test_sibling_directory_links_are_followed_not_taken_for_loops(self) -> None:
+        build_tree(
+            self.root,
+            [Dir("ctx/a"), File("ctx/a/f", b"f"), Link("ctx/b", "a"), Link("ctx/a/c", "../b")],
+        )
+        # a/c -> b -> a is a loop; b -> a alone is not.
+        expected = tag_of(
+            b"ctx " + DIR_755,
+            b"ctx/a " + DIR_755,
+            b"ctx/a/c " + LINK + b"../b",
+            b"ctx/a/f " + FILE_644 + b"f",
+            b"ctx/b " + DIR_755,
+            b"ctx/b/c " + LINK + b"../b",
+            b"ctx/b/f " + FILE_644 + b"f",
+        )
+        self.assertEqual(self.tag(), expected)
+
+    def test_names_that_are_not_utf8_are_hashed_as_raw_bytes(self) -> None:
+        for name in (b"ctx/\xff\xfe", b"ctx/caf\xe9"):
+            with open(name, "wb") as file:
+                file.write(b"x")
+            os.chmod(name, 0o644)
+        os.mkdir(b"ctx/d\x80")
+        os.chmod(b"ctx/d\x80", 0o755)
+        expected = tag_of(
+            b"ctx " + DIR_755,
+            b"ctx/caf\xe9 " + FILE_644 + b"x",
+            b"ctx/\xff\xfe " + FILE_644 + b"x",
+            b"ctx/d\x80 " + DIR_755,
+        )
+        self.assertEqual(self.tag(), expected)
+        self.assertEqual(
+            compute_tag("", "Dockerfile", os.fsdecode(b"ctx/d\x80")),
+            tag_of(b"ctx/d\x80 " + DIR_755),
+        )
+
+    def test_sockets_devices_and_fifos_are_skipped_unopened(self) -> None:
+        build_tree(self.root, [File("ctx/f", b"f"), Link("ctx/null", "/dev/null")])
+        os.mkfifo("ctx/fifo", 0o644)
+        listener = socket.socket(socket.AF_UNIX)
+        self.addCleanup(listener.close)
+        listener.bind("ctx/socket")
+        if os.geteuid() == 0:
+            os.mknod("ctx/device", 0o600 | 0o020000, os.makedev(1, 3))  # like /dev/null
+        self.assertEqual(self.tag(), tag_of(b"ctx " + DIR_755, b"ctx/f " + FILE_644 + b"f"))
+
+    def test_symlinked_dockerfile_and_context_are_followed(self) -> None:
+        build_tree(self.root, [Link("Dockerfile.link", "Dockerfile"), Link("ctx.link", "ctx")])
+        expected = hashlib.sha256(
+            b"Dockerfile.link " + FILE_644 + DOCKERFILE.data + b"ctx.link " + DIR_755
+        ).hexdigest()
+        tag = compute_tag("", "Dockerfile.link", "ctx.link")
+        self.assertEqual(tag, "image_content_digest_" + expected)
+
+    def test_deep_tree_beyond_the_recursion_limit(self) -> None:
+        paths = ["ctx"]
+        for _ in range(1200):
+            paths.append(paths[-1] + "/d")
+            os.mkdir(paths[-1], 0o755)
+            os.chmod(paths[-1], 0o755)
+        # Bottom up: shutil.rmtree would recurse too deep.
+        for path in paths[1:]:
+            self.addCleanup(os.rmdir, path)  # cleanups run last-in first-out
+        self.assertEqual(self.tag(), tag_of(*(path.encode() + b" " + DIR_755 for path in paths)))

@@ -1,0 +1,146 @@
+"""Bad input: a one-line error naming the problem, and no docker call."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from collections.abc import Callable
+from typing import Any
+from unittest import mock
+
+from tests.fixtures import CTX, DOCKERFILE, Dir, File, build_tree
+from tests.helpers import FAKE_DOCKER, REPO_DIR, ScratchDirTestCase, run_main
+
+REAL_OPEN = os.open
+REAL_SCANDIR = os.scandir
+
+
+def denied_for(path: bytes, real: Callable[..., Any]) -> Callable[..., Any]:
+    """Wraps os.open or os.scandir to fail with EACCES for `path` only."""
+
+    def wrapper(target: Any, *args: Any, **kwargs: Any) -> Any:
+        if target == path:
+            raise PermissionError(13, "Permission denied", target)
+        return real(target, *args, **kwargs)
+
+    return wrapper
+
+
+class BadInputTest(ScratchDirTestCase):
+    def setUp(self) -> None:
+        super().setUp()
+        build_tree(
+            self.root,
+            [DOCKERFILE, CTX, File("ctx/secret", b"s", 0o600), Dir("ctx/sub"), File("plain", b"")],
+        )
+        os.mkfifo("fifo", 0o600)
+
+    def run_tool(self, *options: str) -> Any:
+        defaults = {
+            "--dockerfile": "Dockerfile",
+            "--context": "ctx",
+            "--repository": "repo",
+            "--container-registry": "myreg",
+            "--docker-path": FAKE_DOCKER,
+        }
+        pairs = dict(zip(options[::2], options[1::2], strict=True))
+        argv = [item for pair in {**defaults, **pairs}.items() for item in pair]
+        return run_main(argv)
+
+    def test_bad_input_table(self) -> None:
+        denied_file = mock.patch("os.open", denied_for(b"ctx/secret", REAL_OPEN))
+        denied_dir = mock.patch("os.scandir", denied_for(b"ctx/sub", REAL_SCANDIR))
+        # (options, patch or None, exit status, the error line after "[ERROR] - ")
+        table: list[tuple[tuple[str, ...], Any, int, str]] = [
+            (("--dockerfile", "missing"), None, 1, "Dockerfile not found: 'missing'"),
+            (("--dockerfile", "ctx"), None, 1, "Dockerfile is not a regular file: 'ctx'"),
+            (("--dockerfile", "fifo"), None, 1, "Dockerfile is not a regular file: 'fifo'"),
+            (("--context", "missing"), None, 1, "context directory not found: 'missing'"),
+            (("--context", "plain"), None, 1, "context is not a directory: 'plain'"),
+            ((), denied_file, 1, "cannot read file 'ctx/secret': Permission denied"),
+            ((), denied_dir, 1, "cannot read directory 'ctx/sub': Permission denied"),
+            (
+                ("--docker-build-args", "--build-arg A='x"),
+                None,
+                2,
+                '--docker-build-args: cannot split "--build-arg A=\'x": No closing quotation',
+            ),
+            (
+                ("--docker-build-args-not-affecting-image-content", 'a "b'),
+                None,
+                2,
+                "--docker-build-args-not-affecting-image-content: cannot split 'a \"b': "
+                "No closing quotation",
+            ),
+            (
+                ("--docker-path", "/nonexistent/docker"),
+                None,
+                1,
+                "docker not found: '/nonexistent/docker'",
+            ),
+            (("--docker-path", "plain"), None, 1, "docker not found on PATH: 'plain'"),
+            (("--docker-path", "./plain"), None, 1, "docker is not executable: './plain'"),
+            (
+                ("--docker-path", "no-such-docker"),
+                None,
+                1,
+                "docker not found on PATH: 'no-such-docker'",
+            ),
+        ]
+        for options, patch, status, message in table:
+            with self.subTest(options=options, patch=patch):
+                if patch:
+                    with patch:
+                        result = self.run_tool(*options)
+                else:
+                    result = self.run_tool(*options)
+                self.assertEqual(
+                    (result.status, result.log_messages()),
+                    (status, [f"get_docker_image [ERROR] - {message}"]),
+                )
+                self.assertEqual(self.docker_calls(), [])
+
+    def test_missing_required_option_is_a_usage_error(self) -> None:
+        result = run_main(["--container-registry", "myreg"])
+        self.assertEqual(result.status, 2)
+        self.assertIn("the following arguments are required: --repository", result.stderr)
+        self.assertEqual(self.docker_calls(), [])
+
+    def test_docker_that_cannot_be_executed(self) -> None:
+        with open("bad-docker", "wb") as file:
+            file.write(b"\x7fELF not really")
+        os.chmod("bad-docker", 0o755)
+        result = self.run_tool("--docker-path", "./bad-docker")
+        self.assertEqual(result.status, 1)
+        self.assertEqual(
+            result.log_messages()[-1],
+            "get_docker_image [ERROR] - cannot run docker './bad-docker': Exec format error",
+        )
+
+    def test_unreadable_file_as_an_unprivileged_user(self) -> None:
+        """The real thing where possible: root runs the tool as `nobody`."""
+        python = shutil.which("python3", path="/usr/bin:/bin")
+        if os.geteuid() != 0 or python is None:
+            self.skipTest("needs root to switch to an unprivileged user, and /usr/bin/python3")
+        for module in ("get_docker_image.py", "logger.py", "util.py"):
+            shutil.copy(os.path.join(REPO_DIR, module), module)
+        os.chmod("ctx/secret", 0o600)  # owned by root: unreadable for nobody
+        completed = subprocess.run(
+            [python, "get_docker_image.py", "--repository", "repo", "--context", "ctx"],
+            user=65534,
+            group=65534,
+            extra_groups=[],
+            env={"PATH": "/usr/bin:/bin"},
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        self.assertEqual(completed.returncode, 1, completed.stderr)
+        self.assertTrue(
+            completed.stderr.rstrip().endswith(
+                "[ERROR] - cannot read file 'ctx/secret': Permission denied"
+            ),
+            completed.stderr,
+        )
+        self.assertNotIn("Traceback", completed.stderr)
