@@ -10,6 +10,9 @@ from collections.abc import Mapping, Sequence
 
 _log = logging.getLogger("util.run")
 
+# How long an interrupted child gets to clean up before it is killed.
+STOP_GRACE_SECONDS = 5.0
+
 
 def format_command(cmd: Sequence[str], env: Mapping[str, str] | None = None) -> str:
     """Returns `cmd` as one shell-quoted line that can be pasted into a shell.
@@ -52,18 +55,28 @@ def run(
     _log.info("Running subprocess in '%s'\n%s", cwd or os.getcwd(), format_command(cmd, env))
 
     output = subprocess.PIPE if capture else (subprocess.DEVNULL if quiet else None)
-    completed = subprocess.run(
-        cmd,
-        cwd=cwd,
-        env=env,
-        stdout=output,
-        stderr=output,
-        text=True,
-        errors="replace",
-        check=False,
-    )
+    with subprocess.Popen(
+        cmd, cwd=cwd, env=env, stdout=output, stderr=output, text=True, errors="replace"
+    ) as process:
+        try:
+            stdout, stderr = process.communicate()
+        except BaseException:  # Ctrl-C or termination: the child must not outlive us
+            _stop(process)
+            raise
+    completed = subprocess.CompletedProcess(cmd, process.returncode, stdout, stderr)
 
     _log.debug("Subprocess completed. Return code: %d", completed.returncode)
     if check:
         completed.check_returncode()
     return completed
+
+
+def _stop(process: subprocess.Popen[str]) -> None:
+    """Asks a child to stop, then kills it if it takes too long, and reaps it."""
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=STOP_GRACE_SECONDS)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()

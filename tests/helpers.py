@@ -47,7 +47,7 @@ def run_main(argv: Sequence[str]) -> Result:
     stdout, stderr = io.StringIO(), io.StringIO()
     with (
         tempfile.TemporaryFile() as child_output,
-        _redirect_fds(child_output.fileno()),
+        redirect_fds(child_output.fileno()),
         contextlib.redirect_stdout(stdout),
         contextlib.redirect_stderr(stderr),
     ):
@@ -61,7 +61,8 @@ def run_main(argv: Sequence[str]) -> Result:
 
 
 @contextlib.contextmanager
-def _redirect_fds(target_fd: int) -> Iterator[None]:
+def redirect_fds(target_fd: int) -> Iterator[None]:
+    """Points file descriptors 1 and 2 at `target_fd` (where children write)."""
     saved = [os.dup(1), os.dup(2)]
     try:
         os.dup2(target_fd, 1)

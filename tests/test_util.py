@@ -1,0 +1,119 @@
+"""util.run and logger.get_logger on their own."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import unittest
+from unittest import mock
+
+from tests.helpers import REPO_DIR, redirect_fds
+from util import format_command, run
+
+PRINT_BOTH = "import sys; print('to stdout'); print('to stderr', file=sys.stderr)"
+
+
+class RunTest(unittest.TestCase):
+    def test_logs_directory_and_a_pasteable_command_then_the_exit_status(self) -> None:
+        with tempfile.TemporaryDirectory() as cwd, self.assertLogs("util.run", "DEBUG") as logs:
+            run(sys.executable, "-c", "pass", cwd=cwd)
+        self.assertEqual(
+            logs.output,
+            [
+                f"INFO:util.run:Running subprocess in '{cwd}'\n{sys.executable} -c pass",
+                "DEBUG:util.run:Subprocess completed. Return code: 0",
+            ],
+        )
+
+    def test_logs_the_current_directory_by_default(self) -> None:
+        with self.assertLogs("util.run", "INFO") as logs:
+            run(sys.executable, "-c", "pass")
+        self.assertIn(f"Running subprocess in '{os.getcwd()}'", logs.output[0])
+
+    def test_format_command_quotes_and_shows_changed_environment(self) -> None:
+        with mock.patch.dict(os.environ, {"KEPT": "same"}, clear=False):
+            env = dict(os.environ, ADDED="two words")
+            self.assertEqual(
+                format_command(["docker", "build", "--label", "a b", "it's"], env),
+                "ADDED='two words' docker build --label 'a b' 'it'\"'\"'s'",
+            )
+        self.assertEqual(format_command(["ls", "-l"]), "ls -l")
+
+    def test_capture_returns_text_output(self) -> None:
+        completed = run(sys.executable, "-c", PRINT_BOTH, capture=True)
+        self.assertEqual((completed.stdout, completed.stderr), ("to stdout\n", "to stderr\n"))
+
+    def test_quiet_discards_output_and_default_passes_it_through(self) -> None:
+        for quiet, expected in ((True, b""), (False, b"to stdout\nto stderr\n")):
+            with self.subTest(quiet=quiet), tempfile.TemporaryFile() as sink:
+                with redirect_fds(sink.fileno()):
+                    completed = run(sys.executable, "-c", PRINT_BOTH, quiet=quiet)
+                sink.seek(0)
+                self.assertEqual(sink.read(), expected)
+                self.assertIsNone(completed.stdout)
+
+    def test_check_raises_on_failure_and_can_be_turned_off(self) -> None:
+        fail = (sys.executable, "-c", "raise SystemExit(7)")
+        with self.assertRaises(subprocess.CalledProcessError) as raised:
+            run(*fail)
+        self.assertEqual(raised.exception.returncode, 7)
+        self.assertEqual(raised.exception.cmd, list(fail))
+        self.assertEqual(run(*fail, check=False).returncode, 7)
+
+    def test_env_replaces_the_environment(self) -> None:
+        completed = run(
+            sys.executable,
+            "-c",
+            "import os; print(os.environ.get('GDI_X'), os.environ.get('GDI_UNSET'))",
+            env={**os.environ, "GDI_X": "1"},
+            capture=True,
+        )
+        self.assertEqual(completed.stdout, "1 None\n")
+
+    def test_never_uses_a_shell(self) -> None:
+        completed = run("echo", "$HOME; echo injected", capture=True)
+        self.assertEqual(completed.stdout, "$HOME; echo injected\n")
+
+
+class LoggerTest(unittest.TestCase):
+    def run_python(self, code: str) -> str:
+        completed = subprocess.run(
+            [sys.executable, "-c", code],
+            cwd=REPO_DIR,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        self.assertEqual(completed.stdout, "")
+        return completed.stderr
+
+    def test_format_and_debug_level(self) -> None:
+        stderr = self.run_python(
+            "from logger import get_logger\n"
+            "log = get_logger('demo')\n"
+            "log.debug('details')\n"
+            "get_logger('other').info('hello')\n"
+        )
+        timestamp = r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}"
+        self.assertRegex(
+            stderr,
+            re.compile(
+                rf"\A{timestamp} demo \[DEBUG\] - details\n{timestamp} other \[INFO\] - hello\n\Z"
+            ),
+        )
+
+    def test_configures_once_and_follows_a_replaced_stderr(self) -> None:
+        stderr = self.run_python(
+            "import io, logging, sys\n"
+            "from logger import get_logger\n"
+            "get_logger('a'); get_logger('b')\n"
+            "assert len(logging.getLogger().handlers) == 1\n"
+            "buffer = io.StringIO(); real = sys.stderr; sys.stderr = buffer\n"
+            "get_logger('a').warning('captured')\n"
+            "sys.stderr = real\n"
+            "assert buffer.getvalue().endswith(' a [WARNING] - captured\\n'), buffer.getvalue()\n"
+        )
+        self.assertEqual(stderr, "")
