@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 import re
 import subprocess
@@ -49,7 +51,8 @@ class RunTest(unittest.TestCase):
     def test_quiet_discards_output_and_default_passes_it_through(self) -> None:
         for quiet, expected in ((True, b""), (False, b"to stdout\nto stderr\n")):
             with self.subTest(quiet=quiet), tempfile.TemporaryFile() as sink:
-                with redirect_fds(sink.fileno()):
+                # Log records go to sys.stderr, kept apart from the child's fds.
+                with redirect_fds(sink.fileno()), contextlib.redirect_stderr(io.StringIO()):
                     completed = run(sys.executable, "-c", PRINT_BOTH, quiet=quiet)
                 sink.seek(0)
                 self.assertEqual(sink.read(), expected)
