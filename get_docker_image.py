@@ -13,15 +13,21 @@ import enum
 import hashlib
 import logging
 import os
+import queue
 import shlex
 import shutil
 import signal
 import stat
 import subprocess
 import sys
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from types import FrameType
+from typing import TYPE_CHECKING, NamedTuple
+
+if TYPE_CHECKING:
+    from hashlib import _Hash
 
 from logger import get_logger
 from util import run
@@ -37,9 +43,13 @@ EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report it
 EXIT_TERMINATED = 143  # 128 + SIGTERM
 
-# Large enough that big files cost few system calls, small enough to stay
-# in the CPU caches between the read and the hash.
-READ_CHUNK_SIZE = 256 * 1024
+# Files are read in chunks of this size into reused buffers. Files this
+# large or larger are read by a second thread while this one hashes, into
+# this many buffers; measured with bench/hash_bench.py.
+READ_CHUNK_SIZE = 1024 * 1024
+READ_AHEAD_MIN_SIZE = 4 * READ_CHUNK_SIZE
+READ_AHEAD_BUFFERS = 3
+_OPEN_FLAGS = os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOCTTY
 
 
 class ToolError(Exception):
@@ -84,14 +94,12 @@ class HashedInput:
 Observer = Callable[[HashedInput], None]
 
 
-@dataclass(frozen=True)
-class _Entry:
-    """A directory entry to hash: a file, a subdirectory or a symlink itself."""
+class _Listing(NamedTuple):
+    """A directory's entries to hash, each list sorted by name."""
 
-    name: bytes
-    kind: str  # "file", "dir" or "link"
-    mode: int = 0  # known at listing time for "dir" and "link"
-    real_path: bytes = b""  # "dir" only: its resolved path, for loop checks
+    files: list[bytes]  # regular files, links to them, and links hashed as links
+    links: dict[bytes, int]  # of `files`, the links hashed as links: their lstat mode
+    dirs: list[tuple[bytes, int, bytes]]  # (name, mode, resolved path)
 
 
 class ContentDigest:
@@ -107,10 +115,18 @@ class ContentDigest:
     link itself is hashed as a file whose bytes are its target text.
     """
 
-    def __init__(self, observer: Observer | None = None) -> None:
+    def __init__(
+        self,
+        observer: Observer | None = None,
+        chunk_size: int = READ_CHUNK_SIZE,
+        read_ahead_min_size: int = READ_AHEAD_MIN_SIZE,
+    ) -> None:
         self._digest = hashlib.sha256()
-        self._buffer = bytearray(READ_CHUNK_SIZE)
         self._observer = observer
+        self._chunk_size = chunk_size
+        self._read_ahead_min_size = read_ahead_min_size
+        self._buffers = [bytearray(chunk_size) for _ in range(READ_AHEAD_BUFFERS)]
+        self._view = memoryview(self._buffers[0])
 
     def hexdigest(self) -> str:
         return self._digest.hexdigest()
@@ -121,7 +137,7 @@ class ContentDigest:
             self._observer(HashedInput("args", text))
 
     def add_dockerfile(self, path: bytes) -> None:
-        if not self._add_file(path, "Dockerfile"):
+        if not self._add_file(path, path, None, "Dockerfile"):
             raise InputError(f"Dockerfile is not a regular file: {_show(path)}")
 
     def add_context(self, path: bytes) -> None:
@@ -131,132 +147,209 @@ class ContentDigest:
             raise _input_error(error, path, "context directory") from None
         if not stat.S_ISDIR(root.st_mode):
             raise InputError(f"context is not a directory: {_show(path)}")
-        # Depth-first with an explicit stack: no recursion limit on deep trees.
-        root_real_path: tuple[bytes, ...] = (os.path.realpath(path),)
-        pending = [(path, root.st_mode, root_real_path)]
+        # Depth first with an explicit stack: no recursion limit on deep trees.
+        # Each entry: (path, mode, resolved paths of it and its ancestors).
+        root_ancestry: tuple[bytes, ...] = (os.path.realpath(path),)
+        pending = [(path, root.st_mode, root_ancestry)]
         while pending:
-            dir_path, dir_mode, ancestors = pending.pop()
-            self._add_record(dir_path, dir_mode)
+            dir_path, dir_mode, ancestry = pending.pop()
+            self._digest.update(b"%s %d" % (dir_path, dir_mode))
             if self._observer:
                 self._observer(HashedInput("dir", dir_path, dir_mode))
             prefix = dir_path if dir_path.endswith(b"/") else dir_path + b"/"
-            files, dirs = self._list_directory(dir_path, prefix, ancestors)
-            for entry in files:
-                if entry.kind == "link":
-                    self._add_link(prefix + entry.name, entry.mode)
-                else:
-                    self._add_file(prefix + entry.name)
+            try:
+                dir_fd = os.open(dir_path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+            except OSError as error:
+                raise _input_error(error, dir_path, "directory") from None
+            try:
+                listing = _list_directory(dir_path, dir_fd, prefix, ancestry)
+                for name in listing.files:
+                    if name in listing.links:
+                        self._add_link(dir_fd, name, prefix + name, listing.links[name])
+                    else:
+                        self._add_file(name, prefix + name, dir_fd, "file")
+            finally:
+                os.close(dir_fd)
             pending.extend(
-                (prefix + entry.name, entry.mode, (*ancestors, entry.real_path))
-                for entry in reversed(dirs)
+                (prefix + name, mode, (*ancestry, real_path))
+                for name, mode, real_path in reversed(listing.dirs)
             )
 
-    def _add_record(self, path: bytes, mode: int) -> None:
-        self._digest.update(b"%s %d" % (path, mode))
+    def _add_file(self, name: bytes, path: bytes, dir_fd: int | None, what: str) -> bool:
+        """Hashes a regular file's record and bytes; False if it is not one.
 
-    def _add_file(self, path: bytes, what: str = "file") -> bool:
-        """Hashes a regular file's record and bytes; False if it is not one."""
+        `name` is opened relative to `dir_fd` (saving the kernel a walk down
+        the whole path for every file); `path` is what is hashed and shown.
+        """
         try:
             # O_NONBLOCK: should a FIFO replace the file, opening must not hang.
-            fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+            fd = os.open(name, _OPEN_FLAGS, dir_fd=dir_fd)
         except OSError as error:
             raise _input_error(error, path, what) from None
         try:
-            mode = os.fstat(fd).st_mode
-            if not stat.S_ISREG(mode):
+            status = os.fstat(fd)
+            if not stat.S_ISREG(status.st_mode):
                 return False
-            self._add_record(path, mode)
+            record = b"%s %d" % (path, status.st_mode)
             content = hashlib.sha256() if self._observer else None
-            size = self._add_content(fd, content)
+            if status.st_size >= self._read_ahead_min_size:
+                self._digest.update(record)
+                size = self._add_content_read_ahead(fd, content)
+            else:
+                size = self._add_content(fd, record, content)
         except OSError as error:
             raise _input_error(error, path, what) from None
         finally:
             os.close(fd)
         if self._observer and content:
-            self._observer(HashedInput("file", path, mode, size, content.hexdigest()))
+            self._observer(HashedInput("file", path, status.st_mode, size, content.hexdigest()))
         return True
 
-    def _add_content(self, fd: int, content: hashlib._Hash | None) -> int:
-        view = memoryview(self._buffer)
-        chunk_size = len(view)
+    def _add_content(self, fd: int, record: bytes, content: _Hash | None) -> int:
+        """Hashes `record` then the file's bytes; returns how many bytes it had.
+
+        The record goes in the buffer ahead of the first read, so that a small
+        file costs one read and one hash update.
+        """
+        view = self._view
+        start = len(record)
+        if start > len(view) // 2:  # a path far longer than any system allows
+            self._digest.update(record)
+            start = 0
+        else:
+            view[:start] = record
         size = 0
         while True:
-            count = os.readv(fd, (view,))
-            chunk = view[:count]
-            self._digest.update(chunk)
+            count = os.readv(fd, (view[start:],))
+            end = start + count
+            self._digest.update(view[:end])
             if content:
-                content.update(chunk)
+                content.update(view[start:end])
             size += count
             # A short read from a regular file means the end: skip the
             # system call that would only return 0.
-            if count < chunk_size:
+            if end < len(view):
                 return size
+            start = 0
 
-    def _add_link(self, path: bytes, mode: int) -> None:
+    def _add_content_read_ahead(self, fd: int, content: _Hash | None) -> int:
+        """Hashes a large file's bytes while a second thread reads the next chunk.
+
+        Both system calls release the GIL, so reading and hashing overlap on
+        two cores. Returns how many bytes the file had.
+        """
+        free: queue.SimpleQueue[bytearray | None] = queue.SimpleQueue()
+        filled: queue.SimpleQueue[tuple[bytearray, int] | OSError] = queue.SimpleQueue()
+
+        def read_chunks() -> None:
+            try:
+                while (buffer := free.get()) is not None:
+                    count = os.readv(fd, (buffer,))
+                    filled.put((buffer, count))
+                    if count < len(buffer):
+                        return
+            except OSError as error:
+                filled.put(error)
+
+        for buffer in self._buffers:
+            free.put(buffer)
+        reader = threading.Thread(target=read_chunks, name="read-ahead", daemon=True)
+        reader.start()
+        size = 0
         try:
-            target = os.readlink(path)
+            while True:
+                item = filled.get()
+                if isinstance(item, OSError):
+                    raise item
+                buffer, count = item
+                chunk = memoryview(buffer)[:count]
+                self._digest.update(chunk)
+                if content:
+                    content.update(chunk)
+                size += count
+                if count < len(buffer):
+                    return size
+                free.put(buffer)
+        finally:
+            free.put(None)  # the reader stops before the caller closes fd
+            reader.join()
+
+    def _add_link(self, dir_fd: int, name: bytes, path: bytes, mode: int) -> None:
+        try:
+            target = os.readlink(name, dir_fd=dir_fd)
         except OSError as error:
             raise _input_error(error, path, "symlink") from None
-        self._add_record(path, mode)
+        self._digest.update(b"%s %d" % (path, mode))
         self._digest.update(target)
         if self._observer:
             digest = hashlib.sha256(target).hexdigest()
             self._observer(HashedInput("link", path, mode, len(target), digest, target))
 
-    def _list_directory(
-        self, path: bytes, prefix: bytes, ancestors: tuple[bytes, ...]
-    ) -> tuple[list[_Entry], list[_Entry]]:
-        """Returns a directory's (files, subdirectories), each sorted by name."""
-        files: list[_Entry] = []
-        dirs: list[_Entry] = []
-        try:
-            with os.scandir(path) as entries:
-                for entry in entries:
-                    name = entry.name
-                    if entry.is_file(follow_symlinks=False):
-                        files.append(_Entry(name, "file"))
-                    elif entry.is_dir(follow_symlinks=False):
-                        real_path = os.path.join(ancestors[-1], name)
-                        dirs.append(_Entry(name, "dir", entry.stat().st_mode, real_path))
-                    elif entry.is_symlink():
-                        followed = _follow_symlink(prefix + name, ancestors)
-                        if followed:
-                            (dirs if followed.kind == "dir" else files).append(followed)
-                    # Anything else (FIFO, socket, device) is skipped unopened.
-        except OSError as error:
-            raise _input_error(error, error.filename or path, "directory") from None
-        files.sort(key=_entry_name)
-        dirs.sort(key=_entry_name)
-        return files, dirs
 
+def _list_directory(
+    path: bytes, dir_fd: int, prefix: bytes, ancestry: tuple[bytes, ...]
+) -> _Listing:
+    """Lists what to hash in a directory: files, links not followed, subdirectories.
 
-def _entry_name(entry: _Entry) -> bytes:
-    # Entries share their directory's prefix, so ordering by name is ordering
-    # by full path; and byte order of UTF-8 is the code point order that the
-    # original's str sort gives.
-    return entry.name
-
-
-def _follow_symlink(path: bytes, ancestors: tuple[bytes, ...]) -> _Entry | None:
-    """Classifies a symlink by what it points to, as the original follows it.
-
-    Returns a "file" or "dir" entry for a target that can be walked, a "link"
-    entry for the link itself when following it is impossible, None to skip.
+    Classified without opening anything: FIFOs, sockets and devices are skipped.
+    Entries share their directory's prefix, so ordering by name is ordering by
+    full path; and byte order of UTF-8 is the code point order that the
+    original's str sort gives.
     """
-    name = os.path.basename(path)
+    files: list[bytes] = []
+    links: dict[bytes, int] = {}
+    dirs: list[tuple[bytes, int, bytes]] = []
     try:
-        target = os.stat(path)
-    except OSError:  # dangling, a loop of links, or no access
-        return _Entry(name, "link", os.lstat(path).st_mode)
-    if stat.S_ISREG(target.st_mode):
-        return _Entry(name, "file")
-    if not stat.S_ISDIR(target.st_mode):
+        # By path, not by dir_fd: a bytes path gives bytes names, raw as on disk.
+        with os.scandir(path) as entries:
+            for entry in entries:
+                name = entry.name
+                if entry.is_file(follow_symlinks=False):
+                    files.append(name)
+                elif entry.is_dir(follow_symlinks=False):
+                    real_path = os.path.join(ancestry[-1], name)
+                    dirs.append((name, entry.stat(follow_symlinks=False).st_mode, real_path))
+                elif entry.is_symlink():
+                    followed = _follow_symlink(dir_fd, name, prefix + name, ancestry)
+                    if followed is None:
+                        continue
+                    kind, mode, real_path = followed
+                    if kind == "dir":
+                        dirs.append((name, mode, real_path))
+                    else:
+                        files.append(name)
+                        if kind == "link":
+                            links[name] = mode
+    except OSError as error:
+        raise _input_error(error, path, "directory") from None
+    files.sort()
+    dirs.sort()
+    return _Listing(files, links, dirs)
+
+
+def _follow_symlink(
+    dir_fd: int, name: bytes, path: bytes, ancestry: tuple[bytes, ...]
+) -> tuple[str, int, bytes] | None:
+    """What a symlink is hashed as, following it as the original does.
+
+    Returns ("file", 0, b"") or ("dir", mode, resolved path) for a target the
+    walk follows; ("link", the link's own mode, b"") for a link hashed as
+    itself: one that cannot be followed (dangling, a loop of links, no access)
+    or whose target contains it (walking it would never end); None to skip it.
+    """
+    try:
+        target = os.stat(name, dir_fd=dir_fd)
+    except OSError:
+        target = None
+    if target is not None and stat.S_ISREG(target.st_mode):
+        return "file", 0, b""
+    if target is not None and not stat.S_ISDIR(target.st_mode):
         return None
-    real_path = os.path.realpath(path)
-    if _contains_any(real_path, ancestors):
-        # Walking it would come back here forever.
-        return _Entry(name, "link", os.lstat(path).st_mode)
-    return _Entry(name, "dir", target.st_mode, real_path)
+    if target is not None:
+        real_path = os.path.realpath(path)
+        if not _contains_any(real_path, ancestry):
+            return "dir", target.st_mode, real_path
+    return "link", os.stat(name, dir_fd=dir_fd, follow_symlinks=False).st_mode, b""
 
 
 def _contains_any(directory: bytes, paths: tuple[bytes, ...]) -> bool:

@@ -113,6 +113,10 @@ class ScratchDirTestCase(unittest.TestCase):
             else:
                 os.environ[name] = value
 
+    def forget_docker_calls(self) -> None:
+        if os.path.exists(self.calls_path):
+            os.remove(self.calls_path)
+
     def docker_calls(self) -> list[dict[str, Any]]:
         """The calls fake docker recorded, each {"argv", "DOCKER_CLI_EXPERIMENTAL", "cwd"}."""
         if not os.path.exists(self.calls_path):

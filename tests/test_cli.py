@@ -173,8 +173,7 @@ class RegistryFlowTest(CliTestCase):
         ]
         for env, calls, message in table:
             with self.subTest(env=env):
-                if os.path.exists(self.calls_path):
-                    os.remove(self.calls_path)
+                self.forget_docker_calls()
                 self.set_env(**{"FAKE_DOCKER_HAS_IMAGE": None, **env})
                 result = self.run_tool()
                 self.assertEqual(result.status, 1)
@@ -206,8 +205,7 @@ class RegistryFlowTest(CliTestCase):
         ]
         for message, status, calls, fragment in table:
             with self.subTest(message=message):
-                if os.path.exists(self.calls_path):
-                    os.remove(self.calls_path)
+                self.forget_docker_calls()
                 self.set_env(FAKE_DOCKER_PROBE_STDERR=message)
                 result = self.run_tool()
                 self.assertEqual(result.status, status)

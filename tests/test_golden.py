@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 
-from get_docker_image import compute_tag
+from get_docker_image import TAG_PREFIX, ContentDigest, compute_tag
 from tests.fixtures import GOLDEN_CASES, Checkout
 from tests.helpers import ScratchDirTestCase, run_main
 
@@ -58,3 +58,17 @@ class GoldenTagTest(ScratchDirTestCase):
         os.chdir(Checkout(self.root, case).cwd)
         tag = compute_tag(case.build_args, case.dockerfile, case.context)
         self.assertEqual(tag, EXPECTED_TAGS[case.name])
+
+    def test_read_sizes_and_read_ahead_do_not_change_tags(self) -> None:
+        """Chunk boundaries anywhere, records longer than a chunk, threaded reads."""
+        for number, case in enumerate(GOLDEN_CASES):
+            case_root = os.path.join(self.root, str(number))
+            os.mkdir(case_root)
+            os.chdir(Checkout(case_root, case).cwd)
+            for chunk_size, read_ahead_min_size in ((7, 10**9), (4096, 0), (8192, 16384)):
+                with self.subTest(case.name, chunk=chunk_size, read_ahead=read_ahead_min_size):
+                    digest = ContentDigest(None, chunk_size, read_ahead_min_size)
+                    digest.add_text(case.build_args.encode())
+                    digest.add_dockerfile(case.dockerfile.encode())
+                    digest.add_context(case.context.encode())
+                    self.assertEqual(TAG_PREFIX + digest.hexdigest(), EXPECTED_TAGS[case.name])
