@@ -49,6 +49,8 @@ EXIT_TERMINATED = 143  # 128 + SIGTERM
 READ_CHUNK_SIZE = 1024 * 1024
 READ_AHEAD_MIN_SIZE = 4 * READ_CHUNK_SIZE
 READ_AHEAD_BUFFERS = 3
+# Smaller files are read whole in one call.
+SMALL_FILE_SIZE = 64 * 1024
 _OPEN_FLAGS = os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOCTTY
 
 
@@ -120,13 +122,15 @@ class ContentDigest:
         observer: Observer | None = None,
         chunk_size: int = READ_CHUNK_SIZE,
         read_ahead_min_size: int = READ_AHEAD_MIN_SIZE,
+        small_file_size: int = SMALL_FILE_SIZE,
     ) -> None:
         self._digest = hashlib.sha256()
         self._observer = observer
-        self._chunk_size = chunk_size
         self._read_ahead_min_size = read_ahead_min_size
+        self._small_file_size = small_file_size
         self._buffers = [bytearray(chunk_size) for _ in range(READ_AHEAD_BUFFERS)]
         self._view = memoryview(self._buffers[0])
+        self._mode_suffixes: dict[int, bytes] = {}  # st_mode -> b" <decimal>"
 
     def hexdigest(self) -> str:
         return self._digest.hexdigest()
@@ -137,7 +141,7 @@ class ContentDigest:
             self._observer(HashedInput("args", text))
 
     def add_dockerfile(self, path: bytes) -> None:
-        if not self._add_file(path, path, None, "Dockerfile"):
+        if not self._add_files(None, b"", [path], {}, "Dockerfile"):
             raise InputError(f"Dockerfile is not a regular file: {_show(path)}")
 
     def add_context(self, path: bytes) -> None:
@@ -163,11 +167,7 @@ class ContentDigest:
                 raise _input_error(error, dir_path, "directory") from None
             try:
                 listing = _list_directory(dir_path, dir_fd, prefix, ancestry)
-                for name in listing.files:
-                    if name in listing.links:
-                        self._add_link(dir_fd, name, prefix + name, listing.links[name])
-                    else:
-                        self._add_file(name, prefix + name, dir_fd, "file")
+                self._add_files(dir_fd, prefix, listing.files, listing.links, "file")
             finally:
                 os.close(dir_fd)
             pending.extend(
@@ -175,62 +175,86 @@ class ContentDigest:
                 for name, mode, real_path in reversed(listing.dirs)
             )
 
-    def _add_file(self, name: bytes, path: bytes, dir_fd: int | None, what: str) -> bool:
-        """Hashes a regular file's record and bytes; False if it is not one.
+    def _add_files(
+        self,
+        dir_fd: int | None,
+        prefix: bytes,
+        names: list[bytes],
+        links: dict[bytes, int],
+        what: str,
+    ) -> int:
+        """Hashes each name's record and bytes, in order; returns how many were hashed.
 
-        `name` is opened relative to `dir_fd` (saving the kernel a walk down
-        the whole path for every file); `path` is what is hashed and shown.
+        Names are opened relative to `dir_fd` (sparing the kernel a walk down
+        the whole path for every file) and hashed as `prefix + name`. Names in
+        `links` are hashed as links; what is not a regular file once opened
+        is skipped. This is the walk's hot loop: a small file costs four
+        system calls (open, fstat, read, close) and two hash updates.
         """
-        try:
-            # O_NONBLOCK: should a FIFO replace the file, opening must not hang.
-            fd = os.open(name, _OPEN_FLAGS, dir_fd=dir_fd)
-        except OSError as error:
-            raise _input_error(error, path, what) from None
-        try:
-            status = os.fstat(fd)
-            if not stat.S_ISREG(status.st_mode):
-                return False
-            record = b"%s %d" % (path, status.st_mode)
-            content = hashlib.sha256() if self._observer else None
-            if status.st_size >= self._read_ahead_min_size:
-                self._digest.update(record)
-                size = self._add_content_read_ahead(fd, content)
-            else:
-                size = self._add_content(fd, record, content)
-        except OSError as error:
-            raise _input_error(error, path, what) from None
-        finally:
-            os.close(fd)
-        if self._observer and content:
-            self._observer(HashedInput("file", path, status.st_mode, size, content.hexdigest()))
-        return True
+        # Locals: this loop runs once per file, and lookups add up.
+        update, observer = self._digest.update, self._observer
+        open_, fstat, read, close, is_regular = os.open, os.fstat, os.read, os.close, stat.S_ISREG
+        mode_suffixes, small_file_size = self._mode_suffixes, self._small_file_size
+        hashed = 0
+        for name in names:
+            path = prefix + name
+            if name in links:
+                self._add_link(dir_fd, name, path, links[name])
+                hashed += 1
+                continue
+            try:
+                # O_NONBLOCK: should a FIFO replace the file, opening must not hang.
+                fd = open_(name, _OPEN_FLAGS, dir_fd=dir_fd)
+            except OSError as error:
+                raise _input_error(error, path, what) from None
+            try:
+                status = fstat(fd)
+                mode = status.st_mode
+                if not is_regular(mode):
+                    continue
+                suffix = mode_suffixes.get(mode)
+                if suffix is None:
+                    suffix = mode_suffixes[mode] = b" %d" % mode
+                update(path + suffix)
+                size = status.st_size
+                if size < small_file_size:  # one read, into a fresh bytes object
+                    data = read(fd, size + 1)
+                    update(data)
+                    count = len(data)
+                    content = hashlib.sha256(data) if observer else None
+                    if count > size:  # it grew since fstat: read on to the end
+                        count += self._add_rest(fd, 0, content)
+                else:
+                    content = hashlib.sha256() if observer else None
+                    count = self._add_rest(fd, size, content)
+            except OSError as error:
+                raise _input_error(error, path, what) from None
+            finally:
+                close(fd)
+            hashed += 1
+            if observer and content:
+                observer(HashedInput("file", path, mode, count, content.hexdigest()))
+        return hashed
 
-    def _add_content(self, fd: int, record: bytes, content: _Hash | None) -> int:
-        """Hashes `record` then the file's bytes; returns how many bytes it had.
+    def _add_rest(self, fd: int, expected_size: int, content: _Hash | None) -> int:
+        """Hashes the file's bytes from its offset to its end; returns how many.
 
-        The record goes in the buffer ahead of the first read, so that a small
-        file costs one read and one hash update.
+        Reads into reused buffers, in a second thread when `expected_size`
+        makes that worth it.
         """
+        if expected_size >= self._read_ahead_min_size:
+            return self._add_content_read_ahead(fd, content)
         view = self._view
-        start = len(record)
-        if start > len(view) // 2:  # a path far longer than any system allows
-            self._digest.update(record)
-            start = 0
-        else:
-            view[:start] = record
         size = 0
         while True:
-            count = os.readv(fd, (view[start:],))
-            end = start + count
-            self._digest.update(view[:end])
+            count = os.readv(fd, (view,))
+            chunk = view[:count]
+            self._digest.update(chunk)
             if content:
-                content.update(view[start:end])
+                content.update(chunk)
             size += count
-            # A short read from a regular file means the end: skip the
-            # system call that would only return 0.
-            if end < len(view):
+            if count < len(view):
                 return size
-            start = 0
 
     def _add_content_read_ahead(self, fd: int, content: _Hash | None) -> int:
         """Hashes a large file's bytes while a second thread reads the next chunk.
@@ -274,7 +298,7 @@ class ContentDigest:
             free.put(None)  # the reader stops before the caller closes fd
             reader.join()
 
-    def _add_link(self, dir_fd: int, name: bytes, path: bytes, mode: int) -> None:
+    def _add_link(self, dir_fd: int | None, name: bytes, path: bytes, mode: int) -> None:
         try:
             target = os.readlink(name, dir_fd=dir_fd)
         except OSError as error:

@@ -60,14 +60,15 @@ class GoldenTagTest(ScratchDirTestCase):
         self.assertEqual(tag, EXPECTED_TAGS[case.name])
 
     def test_read_sizes_and_read_ahead_do_not_change_tags(self) -> None:
-        """Chunk boundaries anywhere, records longer than a chunk, threaded reads."""
+        """Chunk boundaries anywhere, every file read in chunks, threaded reads."""
         for number, case in enumerate(GOLDEN_CASES):
             case_root = os.path.join(self.root, str(number))
             os.mkdir(case_root)
             os.chdir(Checkout(case_root, case).cwd)
-            for chunk_size, read_ahead_min_size in ((7, 10**9), (4096, 0), (8192, 16384)):
-                with self.subTest(case.name, chunk=chunk_size, read_ahead=read_ahead_min_size):
-                    digest = ContentDigest(None, chunk_size, read_ahead_min_size)
+            # (chunk size, read-ahead from, small files below)
+            for sizes in ((7, 10**9, 0), (4096, 0, 0), (8192, 16384, 8192), (7, 10**9, 10**9)):
+                with self.subTest(case.name, sizes=sizes):
+                    digest = ContentDigest(None, *sizes)
                     digest.add_text(case.build_args.encode())
                     digest.add_dockerfile(case.dockerfile.encode())
                     digest.add_context(case.context.encode())
