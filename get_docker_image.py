@@ -22,12 +22,7 @@ import subprocess
 import sys
 import threading
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from types import FrameType
-from typing import TYPE_CHECKING, NamedTuple
-
-if TYPE_CHECKING:
-    from hashlib import _Hash
 
 from logger import get_logger
 from util import run
@@ -81,27 +76,36 @@ class Terminated(BaseException):
 # --- The content digest ---------------------------------------------------
 
 
-@dataclass(frozen=True)
 class HashedInput:
-    """One input of the digest, in the order it was hashed (for --explain)."""
+    """One input of the digest, in the order it was hashed (for --explain).
 
-    kind: str  # "args", "file", "dir" or "link"
-    path: bytes  # as hashed; for "args", the build-args text
-    mode: int = 0
-    size: int | None = None  # bytes of content (files) or of target (links)
-    sha256: str | None = None  # of the same bytes
-    target: bytes | None = None  # links only
+    A plain class: a dataclass would cost every run some 5 ms of start-up
+    (dataclasses imports inspect), for a type that only --explain uses.
+    """
+
+    __slots__ = ("kind", "mode", "path", "sha256", "size", "target")
+
+    def __init__(
+        self,
+        kind: str,  # "args", "file", "dir" or "link"
+        path: bytes,  # as hashed; for "args", the build-args text
+        mode: int = 0,
+        *,
+        size: int | None = None,  # bytes of content (files) or of target (links)
+        sha256: str | None = None,  # of the same bytes
+        target: bytes | None = None,  # links only
+    ) -> None:
+        self.kind, self.path, self.mode = kind, path, mode
+        self.size, self.sha256, self.target = size, sha256, target
 
 
 Observer = Callable[[HashedInput], None]
 
 
-class _Listing(NamedTuple):
-    """A directory's entries to hash, each list sorted by name."""
-
-    files: list[bytes]  # regular files, links to them, and links hashed as links
-    links: dict[bytes, int]  # of `files`, the links hashed as links: their lstat mode
-    dirs: list[tuple[bytes, int, bytes]]  # (name, mode, resolved path)
+# A directory's entries to hash, each list sorted by name: (files: regular
+# files, links to them and links hashed as links; links: of those files, the
+# links hashed as links, with their lstat mode; dirs: (name, mode, resolved path)).
+_Listing = tuple[list[bytes], dict[bytes, int], list[tuple[bytes, int, bytes]]]
 
 
 class ContentDigest:
@@ -166,13 +170,13 @@ class ContentDigest:
             except OSError as error:
                 raise _input_error(error, dir_path, "directory") from None
             try:
-                listing = _list_directory(dir_path, dir_fd, prefix, ancestry)
-                self._add_files(dir_fd, prefix, listing.files, listing.links, "file")
+                files, links, dirs = _list_directory(dir_path, dir_fd, prefix, ancestry)
+                self._add_files(dir_fd, prefix, files, links, "file")
             finally:
                 os.close(dir_fd)
             pending.extend(
                 (prefix + name, mode, (*ancestry, real_path))
-                for name, mode, real_path in reversed(listing.dirs)
+                for name, mode, real_path in reversed(dirs)
             )
 
     def _add_files(
@@ -233,10 +237,10 @@ class ContentDigest:
                 close(fd)
             hashed += 1
             if observer and content:
-                observer(HashedInput("file", path, mode, count, content.hexdigest()))
+                observer(HashedInput("file", path, mode, size=count, sha256=content.hexdigest()))
         return hashed
 
-    def _add_rest(self, fd: int, expected_size: int, content: _Hash | None) -> int:
+    def _add_rest(self, fd: int, expected_size: int, content: hashlib._Hash | None) -> int:
         """Hashes the file's bytes from its offset to its end; returns how many.
 
         Reads into reused buffers, in a second thread when `expected_size`
@@ -256,7 +260,7 @@ class ContentDigest:
             if count < len(view):
                 return size
 
-    def _add_content_read_ahead(self, fd: int, content: _Hash | None) -> int:
+    def _add_content_read_ahead(self, fd: int, content: hashlib._Hash | None) -> int:
         """Hashes a large file's bytes while a second thread reads the next chunk.
 
         Both system calls release the GIL, so reading and hashing overlap on
@@ -307,7 +311,9 @@ class ContentDigest:
         self._digest.update(target)
         if self._observer:
             digest = hashlib.sha256(target).hexdigest()
-            self._observer(HashedInput("link", path, mode, len(target), digest, target))
+            self._observer(
+                HashedInput("link", path, mode, size=len(target), sha256=digest, target=target)
+            )
 
 
 def _list_directory(
@@ -348,7 +354,7 @@ def _list_directory(
         raise _input_error(error, path, "directory") from None
     files.sort()
     dirs.sort()
-    return _Listing(files, links, dirs)
+    return files, links, dirs
 
 
 def _follow_symlink(

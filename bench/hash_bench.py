@@ -105,8 +105,20 @@ def measure_child(context: str, runs: int) -> None:
         start = time.perf_counter()
         compute_tag("", dockerfile, context)
         timings.append(time.perf_counter() - start)
-    peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    print(json.dumps({"seconds": statistics.median(timings), "peak_rss_mib": peak_kib / 1024}))
+    print(json.dumps({"seconds": statistics.median(timings), "peak_rss_mib": peak_rss_mib()}))
+
+
+def peak_rss_mib() -> float:
+    """This process's peak resident set size.
+
+    From VmHWM, not getrusage: Linux carries ru_maxrss over exec, so a child
+    would report the peak of the parent it was forked from.
+    """
+    with open("/proc/self/status", encoding="ascii") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def measure(context: str, runs: int) -> dict[str, float]:
@@ -168,22 +180,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(header)
     print("-" * len(header))
     with tempfile.TemporaryDirectory(prefix="hash-bench-") as scratch:
-        contexts = {}
+        built = {}
         for shape in shapes(args.quick):
             context = os.path.join(scratch, shape.name.replace(" ", "-"))
-            files, total = build(context, shape)
-            contexts[shape.name] = context
+            built[shape.name] = (context, *build(context, shape))
+        os.sync()  # no write-back of the new files while they are measured
+        for name, (context, files, total) in built.items():
             result = measure(context, args.runs)
             seconds = result["seconds"]
             floor_seconds = total * floor
             print(
-                f"{shape.name:<12} {files:>7} {total / 1e6:>7.1f} {seconds:>8.3f} "
+                f"{name:<12} {files:>7} {total / 1e6:>7.1f} {seconds:>8.3f} "
                 f"{total / seconds / 1e9:>6.2f} {seconds / files * 1e6:>8.2f} "
                 f"{(seconds - floor_seconds) / files * 1e6:>7.2f} "
                 f"{result['peak_rss_mib']:>8.1f} {floor_seconds / seconds:>9.0%}"
             )
         if args.reference:
-            compare_cli(args.reference, contexts, args.runs)
+            compare_cli(args.reference, {name: built[name][0] for name in built}, args.runs)
     print(
         "\nus/file: microseconds per file; beyond: the same less the floor's time "
         "for the bytes;\nof floor: the floor's time for the same bytes over the "
