@@ -612,7 +612,6 @@ def get_local_image(
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        prog="get_docker_image.py",
         description="Gets a docker image, either by pulling it from a container "
         "registry or by building it locally and then pushing it. The image is "
         "identified by a SHA-256 digest of the docker build args affecting its "

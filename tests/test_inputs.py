@@ -145,3 +145,31 @@ class BadInputTest(ScratchDirTestCase):
             completed.stderr,
         )
         self.assertNotIn("Traceback", completed.stderr)
+
+
+class InternalErrorTest(ScratchDirTestCase):
+    """A bug is one line and the exception; the traceback only with --debug."""
+
+    def setUp(self) -> None:
+        super().setUp()
+        build_tree(self.root, [DOCKERFILE, CTX])
+        patcher = mock.patch("get_docker_image.compute_tag", side_effect=RuntimeError("boom"))
+        patcher.start()
+        self.addCleanup(patcher.stop)
+
+    def test_one_line_by_default(self) -> None:
+        result = run_main(["--context", "ctx", "--repository", "repo", "--print-image-name"])
+        self.assertEqual(result.status, 1)
+        self.assertEqual(
+            result.log_messages(),
+            [
+                "get_docker_image [ERROR] - Internal error: RuntimeError('boom') "
+                "(rerun with --debug for the traceback)"
+            ],
+        )
+
+    def test_traceback_with_debug(self) -> None:
+        result = run_main(["--context", "ctx", "--repository", "repo", "--debug"])
+        self.assertEqual(result.status, 1)
+        self.assertIn("get_docker_image [ERROR] - Internal error\nTraceback", result.stderr)
+        self.assertIn("RuntimeError: boom", result.stderr)
