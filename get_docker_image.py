@@ -495,7 +495,6 @@ _PROBE_MARKERS = (
             "no route to host",
             "connection reset",
             "dial tcp",
-            "cannot connect to the docker daemon",
         ),
     ),
 )
