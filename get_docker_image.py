@@ -252,13 +252,15 @@ class ContentDigest:
         size = 0
         while True:
             count = os.readv(fd, (view,))
-            chunk = view[:count]
-            self._digest.update(chunk)
-            if content:
-                content.update(chunk)
+            self._add_chunk(view[:count], content)
             size += count
             if count < len(view):
                 return size
+
+    def _add_chunk(self, chunk: memoryview, content: hashlib._Hash | None) -> None:
+        self._digest.update(chunk)
+        if content:
+            content.update(chunk)
 
     def _add_content_read_ahead(self, fd: int, content: hashlib._Hash | None) -> int:
         """Hashes a large file's bytes while a second thread reads the next chunk.
@@ -290,10 +292,7 @@ class ContentDigest:
                 if isinstance(item, OSError):
                     raise item
                 buffer, count = item
-                chunk = memoryview(buffer)[:count]
-                self._digest.update(chunk)
-                if content:
-                    content.update(chunk)
+                self._add_chunk(memoryview(buffer)[:count], content)
                 size += count
                 if count < len(buffer):
                     return size
