@@ -669,6 +669,12 @@ def split_build_args(option: str, text: str) -> list[str]:
         raise UsageError(f"{option}: cannot split {text!r}: {error}") from None
 
 
+def image_for(args: argparse.Namespace, observer: Observer | None = None) -> str:
+    """The full image name for the command line's inputs."""
+    tag = compute_tag(args.docker_build_args, args.dockerfile, args.context, observer)
+    return image_name(args.container_registry, args.repository, tag)
+
+
 def get_image(args: argparse.Namespace) -> None:
     """Does what the command line asks, raising on failure."""
     build_args = [
@@ -678,24 +684,16 @@ def get_image(args: argparse.Namespace) -> None:
             args.docker_build_args_not_affecting_image_content,
         ),
     ]
-
     if args.explain:
-        tag = compute_tag(
-            args.docker_build_args,
-            args.dockerfile,
-            args.context,
-            lambda item: print(explain_line(item)),
-        )
-        print(f"image  {image_name(args.container_registry, args.repository, tag)}")
+        image = image_for(args, lambda item: print(explain_line(item)))
+        print(f"image  {image}")
         return
-
-    tag = compute_tag(args.docker_build_args, args.dockerfile, args.context)
-    image = image_name(args.container_registry, args.repository, tag)
     if args.print_image_name:
-        print(image)
+        print(image_for(args))
         return
 
-    find_docker(args.docker_path)
+    find_docker(args.docker_path)  # before hashing, which can take a while
+    image = image_for(args)
     _log.info("Image: %s", image)
     get = get_local_image if args.container_registry is None else get_registry_image
     get(args.docker_path, image, args.dockerfile, args.context, build_args)
