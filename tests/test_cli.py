@@ -5,11 +5,10 @@ from __future__ import annotations
 import hashlib
 import os
 import shlex
-from typing import Any
 
 from get_docker_image import compute_tag, image_name
 from tests.fixtures import CTX, DOCKERFILE, File, build_tree
-from tests.helpers import FAKE_DOCKER, ScratchDirTestCase, run_main
+from tests.helpers import FAKE_DOCKER, Result, ScratchDirTestCase, run_main
 
 # What a real docker 28 client printed against a real registry (see the
 # end-to-end tests), and what the tool must make of it.
@@ -42,7 +41,7 @@ class CliTestCase(ScratchDirTestCase):
         self.tag = compute_tag("--build-arg V=1", "Dockerfile", "ctx")
         self.image = f"myreg.azurecr.io/team/app:{self.tag}"
 
-    def run_tool(self, *extra: str, registry: str | None = "myreg") -> Any:
+    def run_tool(self, *extra: str, registry: str | None = "myreg") -> Result:
         argv = [
             "--dockerfile",
             "Dockerfile",
@@ -181,6 +180,9 @@ class RegistryFlowTest(CliTestCase):
                 last = result.log_messages()[-1]
                 self.assertTrue(last.startswith(f"get_docker_image [ERROR] - {message}: "), last)
                 self.assertNotIn("Traceback", result.stderr)
+                # Docker's own words reach the user unchanged.
+                step = env["FAKE_DOCKER_FAIL"]
+                self.assertIn(f"fake docker: {step} failed", result.child_output)
 
     def test_probe_errors_decide_between_building_and_stopping(self) -> None:
         probe = ["manifest", "inspect", "--insecure", self.image]

@@ -10,7 +10,7 @@ from typing import Any
 from unittest import mock
 
 from tests.fixtures import CTX, DOCKERFILE, Dir, File, build_tree
-from tests.helpers import FAKE_DOCKER, REPO_DIR, ScratchDirTestCase, run_main
+from tests.helpers import FAKE_DOCKER, REPO_DIR, Result, ScratchDirTestCase, run_main
 
 REAL_OPEN = os.open
 REAL_SCANDIR = os.scandir
@@ -36,7 +36,7 @@ class BadInputTest(ScratchDirTestCase):
         )
         os.mkfifo("fifo", 0o600)
 
-    def run_tool(self, *options: str) -> Any:
+    def run_tool(self, *options: str) -> Result:
         defaults = {
             "--dockerfile": "Dockerfile",
             "--context": "ctx",
