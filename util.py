@@ -72,11 +72,16 @@ def run(
 
 
 def _stop(process: subprocess.Popen[str]) -> None:
-    """Asks a child to stop, then kills it if it takes too long, and reaps it."""
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(timeout=STOP_GRACE_SECONDS)
-        except subprocess.TimeoutExpired:
+    """Asks a child to stop, kills it if it takes too long (or if we are
+    interrupted again meanwhile), and reaps it."""
+    if process.poll() is not None:
+        return
+    process.terminate()
+    try:
+        process.wait(timeout=STOP_GRACE_SECONDS)
+    except subprocess.TimeoutExpired:
+        pass
+    finally:
+        if process.poll() is None:
             process.kill()
             process.wait()

@@ -6,10 +6,12 @@ import contextlib
 import io
 import os
 import re
+import signal
 import subprocess
 import sys
 import tempfile
 import unittest
+from types import FrameType
 from unittest import mock
 
 from tests.helpers import REPO_DIR, redirect_fds
@@ -75,6 +77,30 @@ class RunTest(unittest.TestCase):
             capture=True,
         )
         self.assertEqual(completed.stdout, "1 None\n")
+
+    def test_interrupted_run_kills_a_child_that_will_not_stop(self) -> None:
+        with tempfile.TemporaryDirectory() as scratch:
+            pid_file = os.path.join(scratch, "pid")
+            stubborn = (
+                "import os, signal, time\n"
+                "signal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
+                "signal.signal(signal.SIGINT, signal.SIG_IGN)\n"
+                f"open({pid_file!r}, 'w').write(str(os.getpid()))\n"
+                "time.sleep(60)\n"
+            )
+
+            def interrupt(signum: int, frame: FrameType | None) -> None:
+                raise KeyboardInterrupt
+
+            previous = signal.signal(signal.SIGALRM, interrupt)
+            self.addCleanup(signal.signal, signal.SIGALRM, previous)
+            signal.setitimer(signal.ITIMER_REAL, 1.5)
+            with mock.patch("util.STOP_GRACE_SECONDS", 0.5), self.assertRaises(KeyboardInterrupt):
+                run(sys.executable, "-c", stubborn)
+            with open(pid_file, encoding="utf-8") as file:
+                pid = int(file.read())
+            with self.assertRaises(ProcessLookupError):  # killed and reaped
+                os.kill(pid, 0)
 
     def test_never_uses_a_shell(self) -> None:
         completed = run("echo", "$HOME; echo injected", capture=True)
