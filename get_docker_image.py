@@ -625,18 +625,22 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--docker-build-args",
         default="",
+        metavar="ARGS",
         help="String of docker build args which may affect the image content, "
         "split like a shell would (for example \"--build-arg VERSION='1 2'\"). "
-        "The text, exactly as given, is part of the digest.",
+        "The text, exactly as given, is part of the digest. A value starting "
+        "with '-' and without a space is given with '=': --docker-build-args=--no-cache.",
     )
     parser.add_argument(
         "--docker-build-args-not-affecting-image-content",
         default="",
+        metavar="ARGS",
         help="String of docker build args which do not affect the image content; "
         "passed to docker build but not part of the digest.",
     )
     parser.add_argument(
         "--container-registry",
+        metavar="REGISTRY",
         help="The registry: an Azure container registry name (NAME means "
         "NAME.azurecr.io), or a registry host with optional namespace, used "
         "verbatim (localhost:5000, ghcr.io/acme). A value whose first component "
@@ -645,7 +649,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "engine has it, else built.",
     )
     parser.add_argument("--repository", required=True, help="The image repository name.")
-    parser.add_argument("--docker-path", default="docker", help="Path to docker.")
+    parser.add_argument("--docker-path", default="docker", metavar="PATH", help="Path to docker.")
     output = parser.add_mutually_exclusive_group()
     output.add_argument(
         "--print-image-name",
