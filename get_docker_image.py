@@ -132,8 +132,8 @@ class ContentDigest:
         self._observer = observer
         self._read_ahead_min_size = read_ahead_min_size
         self._small_file_size = small_file_size
-        self._buffers = [bytearray(chunk_size) for _ in range(READ_AHEAD_BUFFERS)]
-        self._view = memoryview(self._buffers[0])
+        self._chunk_size = chunk_size
+        self._buffers: list[bytearray] = []  # see _chunk_buffers
         self._mode_suffixes: dict[int, bytes] = {}  # st_mode -> b" <decimal>"
 
     def hexdigest(self) -> str:
@@ -248,7 +248,7 @@ class ContentDigest:
         """
         if expected_size >= self._read_ahead_min_size:
             return self._add_content_read_ahead(fd, content)
-        view = self._view
+        view = memoryview(self._chunk_buffers()[0])
         size = 0
         while True:
             count = os.readv(fd, (view,))
@@ -256,6 +256,12 @@ class ContentDigest:
             size += count
             if count < len(view):
                 return size
+
+    def _chunk_buffers(self) -> list[bytearray]:
+        """The reused read buffers, made on first use: small files never need them."""
+        if not self._buffers:
+            self._buffers = [bytearray(self._chunk_size) for _ in range(READ_AHEAD_BUFFERS)]
+        return self._buffers
 
     def _add_chunk(self, chunk: memoryview, content: hashlib._Hash | None) -> None:
         self._digest.update(chunk)
@@ -281,7 +287,7 @@ class ContentDigest:
             except OSError as error:
                 filled.put(error)
 
-        for buffer in self._buffers:
+        for buffer in self._chunk_buffers():
             free.put(buffer)
         reader = threading.Thread(target=read_chunks, name="read-ahead", daemon=True)
         reader.start()
