@@ -7,10 +7,16 @@ original script to compute the expected tags in tests/test_golden.py.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
-from collections.abc import Iterable
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from typing import Any, NamedTuple
+
+FAKE_DOCKER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fake_docker.py")
 
 
 class Dir(NamedTuple):
@@ -261,3 +267,35 @@ class Checkout:
         os.chmod(self.root, self.case.root_mode)
         build_tree(self.root, self.case.nodes)
         self.cwd = os.path.join(self.root, self.case.cwd)
+
+
+def run_with_fake_docker(
+    script: str, case: Case, options: Sequence[str], scenario: Mapping[str, str] | None = None
+) -> tuple[int, list[dict[str, Any]]]:
+    """Runs `script` on `case`, built afresh, with the recording docker.
+
+    Returns the exit status and the docker calls made. Each call's working
+    directory reads "same" when it is the case's own (whose temporary name
+    differs from run to run).
+    """
+    with tempfile.TemporaryDirectory() as root:
+        checkout = Checkout(root, case)
+        log_path = os.path.join(root, "calls.jsonl")
+        env = {name: value for name, value in os.environ.items() if "FAKE_DOCKER" not in name}
+        env.update(scenario or {}, FAKE_DOCKER_LOG=log_path)
+        completed = subprocess.run(
+            [sys.executable, script, *case.argv(), *options, "--docker-path", FAKE_DOCKER],
+            cwd=checkout.cwd,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            check=False,
+        )
+        calls = []
+        if os.path.exists(log_path):
+            with open(log_path, encoding="utf-8") as log:
+                calls = [json.loads(line) for line in log]
+        for call in calls:
+            same = call["cwd"] == os.path.realpath(checkout.cwd)
+            call["cwd"] = "same" if same else "elsewhere: " + call["cwd"]
+        return completed.returncode, calls

@@ -19,7 +19,6 @@ from unittest import mock
 import get_docker_image
 
 TESTS_DIR = os.path.dirname(os.path.abspath(__file__))
-FAKE_DOCKER = os.path.join(TESTS_DIR, "fake_docker.py")
 REPO_DIR = os.path.dirname(TESTS_DIR)
 
 # Log records start with a timestamp; tests compare what follows it.

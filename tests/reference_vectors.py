@@ -10,42 +10,23 @@ docker stand-in; the tag is read off the image name it probed for.
 
 from __future__ import annotations
 
-import json
 import os
-import subprocess
 import sys
-import tempfile
 from collections.abc import Sequence
 
 TESTS_DIR = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(TESTS_DIR))
 
-from tests.fixtures import GOLDEN_CASES, Case, Checkout  # noqa: E402
-
-FAKE_DOCKER = os.path.join(TESTS_DIR, "fake_docker.py")
+from tests.fixtures import GOLDEN_CASES, Case, run_with_fake_docker  # noqa: E402
 
 
-def reference_calls(script: str, case: Case, extra_argv: Sequence[str] = ()) -> list[str]:
-    """Runs the original on `case`; returns the docker calls it made, as JSON lines."""
-    with tempfile.TemporaryDirectory() as root:
-        checkout = Checkout(root, case)
-        log_path = os.path.join(root, "calls.jsonl")
-        env = dict(os.environ, FAKE_DOCKER_LOG=log_path)
-        argv = [sys.executable, script, *case.argv(), *extra_argv]
-        argv += ["--container-registry", "myreg", "--repository", "repo"]
-        subprocess.run(
-            [*argv, "--docker-path", FAKE_DOCKER],
-            cwd=checkout.cwd,
-            env=env,
-            check=True,
-            stderr=subprocess.DEVNULL,
-        )
-        with open(log_path, encoding="utf-8") as log:
-            return log.read().splitlines()
-
-
-def tag_of(calls: list[str]) -> str:
-    image: str = json.loads(calls[0])["argv"][-1]
+def reference_tag(script: str, case: Case) -> str:
+    """Runs the original on `case`; returns the tag of the image it probed for."""
+    options = ["--container-registry", "myreg", "--repository", "repo"]
+    status, calls = run_with_fake_docker(script, case, options)
+    if status != 0:
+        raise RuntimeError(f"the original failed on {case.name!r}")
+    image: str = calls[0]["argv"][-1]
     return image.rsplit(":", 1)[1]
 
 
@@ -53,7 +34,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     (script,) = sys.argv[1:] if argv is None else argv
     print("EXPECTED_TAGS = {")
     for case in GOLDEN_CASES:
-        print(f"    {case.name!r}: {tag_of(reference_calls(script, case))!r},")
+        print(f"    {case.name!r}: {reference_tag(script, case)!r},")
     print("}")
     return 0
 

@@ -7,8 +7,8 @@ import os
 import shlex
 
 from get_docker_image import compute_tag, image_name
-from tests.fixtures import CTX, DOCKERFILE, File, build_tree
-from tests.helpers import FAKE_DOCKER, Result, ScratchDirTestCase, run_main
+from tests.fixtures import CTX, DOCKERFILE, FAKE_DOCKER, File, build_tree
+from tests.helpers import Result, ScratchDirTestCase, run_main
 
 # What a real docker 28 client printed against a real registry (see the
 # end-to-end tests), and what the tool must make of it.

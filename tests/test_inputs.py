@@ -9,8 +9,8 @@ from collections.abc import Callable
 from typing import Any
 from unittest import mock
 
-from tests.fixtures import CTX, DOCKERFILE, Dir, File, build_tree
-from tests.helpers import FAKE_DOCKER, REPO_DIR, Result, ScratchDirTestCase, run_main
+from tests.fixtures import CTX, DOCKERFILE, FAKE_DOCKER, Dir, File, build_tree
+from tests.helpers import REPO_DIR, Result, ScratchDirTestCase, run_main
 
 REAL_OPEN = os.open
 REAL_SCANDIR = os.scandir

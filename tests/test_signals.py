@@ -8,8 +8,8 @@ import subprocess
 import sys
 import time
 
-from tests.fixtures import CTX, DOCKERFILE, build_tree
-from tests.helpers import FAKE_DOCKER, REPO_DIR, ScratchDirTestCase
+from tests.fixtures import CTX, DOCKERFILE, FAKE_DOCKER, build_tree
+from tests.helpers import REPO_DIR, ScratchDirTestCase
 
 SCRIPT = os.path.join(REPO_DIR, "get_docker_image.py")
 
