@@ -66,9 +66,16 @@ class GoldenTagTest(ScratchDirTestCase):
             os.mkdir(case_root)
             os.chdir(Checkout(case_root, case).cwd)
             # (chunk size, read-ahead from, small files below)
-            for sizes in ((7, 10**9, 0), (4096, 0, 0), (8192, 16384, 8192), (7, 10**9, 10**9)):
-                with self.subTest(case.name, sizes=sizes):
-                    digest = ContentDigest(None, *sizes)
+            for chunk, read_ahead, small in (
+                (7, 10**9, 0),
+                (4096, 0, 0),
+                (8192, 16384, 8192),
+                (7, 10**9, 10**9),
+            ):
+                with self.subTest(case.name, sizes=(chunk, read_ahead, small)):
+                    digest = ContentDigest(
+                        chunk_size=chunk, read_ahead_min_size=read_ahead, small_file_size=small
+                    )
                     digest.add_text(case.build_args.encode())
                     digest.add_dockerfile(case.dockerfile.encode())
                     digest.add_context(case.context.encode())
