@@ -32,13 +32,17 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from types import FrameType
-from typing import NamedTuple, NoReturn
+from typing import TYPE_CHECKING, NamedTuple, NoReturn, TypeVar
 
-import dockerignore
 from logger import get_logger
 from util import run
 
+if TYPE_CHECKING:
+    import dockerignore
+
 __version__ = "0.2.0"
+
+T = TypeVar("T")
 
 LOGGER_NAME = "get_docker_image"
 _log = logging.getLogger(LOGGER_NAME)
@@ -160,7 +164,9 @@ class _ArgumentParser(argparse.ArgumentParser):
 
     def error(self, message: str) -> NoReturn:
         if "expected one argument" in message and "build-args" in message:
-            message += " (a value starting with '-' is given with '=': --docker-build-args=--no-cache)"
+            message += (
+                " (a value starting with '-' is given with '=': --docker-build-args=--no-cache)"
+            )
         super().error(message)
 
 
@@ -427,7 +433,7 @@ Observer = Callable[[HashedInput], None]
 class _Progress:
     """Progress lines on stderr for hashing that takes a while; quiet otherwise."""
 
-    __slots__ = ("bytes", "files", "_next", "_shown", "_start")
+    __slots__ = ("_next", "_shown", "_start", "bytes", "files")
 
     def __init__(self) -> None:
         self.files = self.bytes = 0
@@ -455,7 +461,9 @@ class _Progress:
     def done(self) -> None:
         if self._shown:
             seconds = time.monotonic() - self._start
-            _log.info("Hashed %s files, %s in %.1f s", f"{self.files:,}", _size(self.bytes), seconds)
+            _log.info(
+                "Hashed %s files, %s in %.1f s", f"{self.files:,}", _size(self.bytes), seconds
+            )
 
 
 def _size(count: float) -> str:
@@ -530,6 +538,7 @@ class ContentDigest:
         kind: str,
         path: bytes,
         mode: int,
+        *,
         size: int | None = None,
         content: hashlib._Hash | None = None,
         target: bytes | None = None,
@@ -564,7 +573,7 @@ class ContentDigest:
 
     def add_dockerfile(self, path: bytes) -> None:
         kind = "dockerfile" if self._docker_mode else "file"
-        if not self._add_files(None, b"", [path], {}, "Dockerfile", kind):
+        if not self._add_files(None, b"", [path], {}, what="Dockerfile", kind=kind):
             raise InputError(f"Dockerfile is not a regular file: {_show(path)}")
 
     def add_context(self, path: bytes) -> None:
@@ -611,7 +620,7 @@ class ContentDigest:
                 raise _input_error(error, open_path, "directory") from None
             try:
                 files, links, dirs = lister(open_path, dir_fd, prefix, state)
-                self._add_files(dir_fd, prefix, files, links, "file", "file")
+                self._add_files(dir_fd, prefix, files, links, what="file", kind="file")
             finally:
                 os.close(dir_fd)
             pending.extend(
@@ -624,6 +633,7 @@ class ContentDigest:
         prefix: bytes,
         names: list[bytes],
         links: dict[bytes, int],
+        *,
         what: str,
         kind: str,
     ) -> int:
@@ -677,7 +687,7 @@ class ContentDigest:
             hashed += 1
             progress.add(1, count)
             if observer:
-                self._observe(kind, path, mode, count, content)
+                self._observe(kind, path, mode, size=count, content=content)
         return hashed
 
     def _add_rest(self, fd: int, expected_size: int, content: hashlib._Hash | None) -> int:
@@ -757,7 +767,9 @@ class ContentDigest:
         self._digest.update(self._record("link", path, mode, len(target)))
         self._digest.update(target)
         self.progress.add(1, len(target))
-        self._observe("link", path, mode, len(target), hashlib.sha256(target), target)
+        self._observe(
+            "link", path, mode, size=len(target), content=hashlib.sha256(target), target=target
+        )
 
 
 # Lists a directory for the walk: (path to open, its fd, the prefix of its
@@ -839,6 +851,8 @@ def _contains_any(directory: bytes, paths: tuple[bytes, ...]) -> bool:
 
 
 def _read_dockerignore(context: bytes) -> dockerignore.PatternMatcher:
+    import dockerignore  # noqa: PLC0415 (docker mode only: spares the default its start-up)
+
     path = os.path.join(context, b".dockerignore")
     try:
         with open(path, "rb") as file:
@@ -1150,17 +1164,19 @@ class Docker:
             status = f"was killed by signal {-completed.returncode}"
         else:
             status = f"failed with exit status {completed.returncode}"
-        message = f"docker {args[0]} {status}: {shlex.join([self.path, *args])}"
+        command = shlex.join([self.path, *args])
         said = last_line(completed.stderr or "")
         if said:
-            message += f": {said}"
+            message = f"docker {args[0]} {status}: {said} (command: {command})"
+        else:
+            message = f"docker {args[0]} {status}: {command}"
         raise StepFailed(message, classify_error(completed.stderr or "", *names))
 
-    def _retrying(self, attempt: Callable[[], None], what: str) -> None:
+    def _retrying(self, attempt: Callable[[], T], what: str) -> T:
+        """attempt(), retried while it raises a transient StepFailed."""
         for number in range(self.retries + 1):
             try:
-                attempt()
-                return
+                return attempt()
             except StepFailed as failure:
                 if failure.probe is not Probe.TRANSIENT or number == self.retries:
                     raise
@@ -1173,23 +1189,15 @@ class Docker:
                     delay,
                 )
                 time.sleep(delay)
+        raise AssertionError  # unreachable: the last attempt returns or raises
 
     def probe(self, image: str, names: Sequence[str] = ()) -> tuple[Probe, str]:
         """Asks the registry whether it has `image` (`docker manifest inspect`),
         retrying transient failures; returns the outcome and docker's words."""
-        outcome: list[tuple[Probe, str]] = []
-
-        def attempt() -> None:
-            probe, message = self._probe_once(image, names)
-            outcome[:] = [(probe, message)]
-            if probe is Probe.TRANSIENT:
-                raise StepFailed(message, probe)
-
         try:
-            self._retrying(attempt, "docker manifest inspect")
-        except StepFailed:
-            pass
-        return outcome[0]
+            return self._retrying(lambda: self._probe_once(image, names), "docker manifest inspect")
+        except StepFailed as failure:
+            return failure.probe, str(failure)
 
     def _probe_once(self, image: str, names: Sequence[str]) -> tuple[Probe, str]:
         env = dict(os.environ, DOCKER_CLI_EXPERIMENTAL="enabled")  # for old docker CLIs
@@ -1204,22 +1212,26 @@ class Docker:
                 timeout=self.probe_timeout,
             )
         except subprocess.TimeoutExpired:
-            return Probe.TRANSIENT, f"no answer within {self.probe_timeout:g} s"
+            raise StepFailed(
+                f"no answer within {self.probe_timeout:g} s", Probe.TRANSIENT
+            ) from None
         if completed.returncode == 0:
             return Probe.FOUND, completed.stdout or ""
         message = one_line(completed.stderr or completed.stdout or "")
+        message = message or f"exit status {completed.returncode}"
         probe = classify_error(message, image, *names)
+        if probe is Probe.TRANSIENT:
+            raise StepFailed(message, probe)
         if probe is Probe.LOST_BLOB:
             probe = Probe.UNKNOWN
-        return probe, message or f"exit status {completed.returncode}"
+        return probe, message
 
     def inspect_manifest(self, name: str) -> str:
         """`docker manifest inspect --verbose` of a base image: its JSON, or a
         DockerError naming the image and why (after retries)."""
         env = dict(os.environ, DOCKER_CLI_EXPERIMENTAL="enabled")
-        found: list[str] = []
 
-        def attempt() -> None:
+        def attempt() -> str:
             try:
                 completed = self.run(
                     "manifest",
@@ -1238,18 +1250,15 @@ class Docker:
             if completed.returncode != 0:
                 message = one_line(completed.stderr or "") or f"exit {completed.returncode}"
                 raise StepFailed(message, classify_error(message, name))
-            found.append(completed.stdout or "")
+            return completed.stdout or ""
 
         try:
-            self._retrying(attempt, "docker manifest inspect")
+            return self._retrying(attempt, "docker manifest inspect")
         except StepFailed as failure:
             raise DockerError(f"cannot resolve base image {name!r}: {failure}") from None
-        return found[0]
 
     def engine_platform(self) -> str:
-        completed = self.run(
-            "version", "--format", "{{.Server.Os}}/{{.Server.Arch}}", capture=True
-        )
+        completed = self.run("version", "--format", "{{.Server.Os}}/{{.Server.Arch}}", capture=True)
         platform = (completed.stdout or "").strip()
         if completed.returncode != 0 or not platform:
             message = one_line(completed.stderr or "")
@@ -1260,7 +1269,7 @@ class Docker:
         return self.run("image", "inspect", image, quiet=True).returncode == 0
 
 
-def raise_for_probe(probe: Probe, message: str, image: str) -> None:
+def raise_for_probe(probe: Probe, message: str, image: str, tries: int) -> None:
     """Stops before building when the registry cannot be used."""
     host = image.split("/", 1)[0]
     if probe is Probe.UNREACHABLE:
@@ -1273,7 +1282,7 @@ def raise_for_probe(probe: Probe, message: str, image: str) -> None:
             f"(are you logged in? docker login {host})"
         )
     if probe is Probe.TRANSIENT:
-        raise DockerError(f"registry {host} kept failing: {message} (try again later)")
+        raise DockerError(f"registry {host} kept failing: {message} (tried {tries} times)")
 
 
 # --- Base images ----------------------------------------------------------
@@ -1293,7 +1302,7 @@ class BaseImageDigest(NamedTuple):
 
 def resolve_base_images(docker: Docker, options: Options) -> list[BaseImageDigest]:
     """The Dockerfile's FROM images with their registry digests, in order."""
-    import dockerfile_from  # only with --hash-base-images
+    import dockerfile_from  # noqa: PLC0415 (only with --hash-base-images)
 
     try:
         with open(options.dockerfile, encoding="utf-8", errors="surrogateescape") as file:
@@ -1359,7 +1368,9 @@ def _platform_parts(platform: str) -> tuple[str, str, str]:
 # --- Getting the image ----------------------------------------------------
 
 
-def image_for(options: Options, observer: Observer | None = None, docker: Docker | None = None) -> str:
+def image_for(
+    options: Options, observer: Observer | None = None, docker: Docker | None = None
+) -> str:
     """The full image name for the command line's inputs."""
     base_images = None
     if options.hash_base_images:
@@ -1434,7 +1445,7 @@ def get_registry_image(docker: Docker, options: Options, image: str) -> None:
             _log.warning("The registry's copy is broken (%s); building it again.", failure)
             broken = True
     else:
-        raise_for_probe(probe, message, image)
+        raise_for_probe(probe, message, image, docker.retries + 1)
         if probe is Probe.UNKNOWN:
             _log.warning("Could not tell whether the registry has the image: %s", message)
         _log.info("Image not found, building and pushing...")

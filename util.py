@@ -17,6 +17,8 @@ _log = logging.getLogger("util.run")
 
 # How long an interrupted child gets to clean up before it is killed.
 STOP_GRACE_SECONDS = 5.0
+# Children write to the process's file descriptor 2 whatever sys.stderr is.
+_STDERR_FD = 2
 # How much of a streamed child's stderr is kept for error messages.
 STDERR_TAIL_BYTES = 8192
 
@@ -81,7 +83,7 @@ def run(
     elif quiet:
         stdout = stderr = subprocess.DEVNULL
     else:
-        stdout = sys.stderr.fileno() if stdout_to_stderr else None
+        stdout = _STDERR_FD if stdout_to_stderr else None
         stderr = subprocess.PIPE  # passed through as it comes, its tail kept
     group: dict[str, object] = (
         {"process_group": 0} if sys.version_info >= (3, 11) else {"preexec_fn": os.setpgrp}
@@ -90,10 +92,12 @@ def run(
         cmd, cwd=cwd, env=env, stdout=stdout, stderr=stderr, **group
     ) as process:
         tee = _StderrTee(process.stderr) if stream else None
+        out: str | None = None
+        err: str | None = None
         try:
             if tee:
                 process.wait(timeout=timeout)
-                out, err = None, tee.finish()
+                err = tee.finish()
             else:
                 out_bytes, err_bytes = process.communicate(timeout=timeout)
                 out = _text(out_bytes) if capture else None
@@ -127,9 +131,9 @@ class _StderrTee:
         self._thread.start()
 
     def _copy(self) -> None:
-        fd, out = self._pipe.fileno(), sys.stderr.fileno()
+        fd = self._pipe.fileno()
         while chunk := os.read(fd, 65536):
-            os.write(out, chunk)
+            os.write(_STDERR_FD, chunk)
             self._tail = (self._tail + chunk)[-STDERR_TAIL_BYTES:]
 
     def finish(self) -> str:

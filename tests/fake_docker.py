@@ -1,4 +1,4 @@
-#!/usr/bin/env python3
+#!/usr/bin/env -S python3 -S -E
 """A recording stand-in for the docker CLI, for tests (--docker-path).
 
 Every call appends a JSON line to $FAKE_DOCKER_LOG:
@@ -7,7 +7,15 @@ Every call appends a JSON line to $FAKE_DOCKER_LOG:
 Behaviour, from the environment:
 - FAKE_DOCKER_HAS_IMAGE=1: `manifest inspect` and `image inspect` succeed;
   otherwise they exit 1, printing $FAKE_DOCKER_PROBE_STDERR (if set) on stderr.
+- FAKE_DOCKER_REGISTRY=DIR: a registry with state: `push IMAGE` makes
+  `manifest inspect IMAGE` succeed from then on (FAKE_DOCKER_HAS_IMAGE
+  still makes every image found).
 - FAKE_DOCKER_FAIL=build,push: those commands print an error and exit 3.
+- FAKE_DOCKER_SCRIPT=FILE: a JSON object {command: [answer, ...]} whose
+  answers are used, in order, by that command's calls (then the behaviour
+  above applies). An answer: {"status": N, "stderr": "...", "stdout": "...",
+  "publish": IMAGE (it appears in FAKE_DOCKER_REGISTRY, as if another job
+  pushed it), "sleep": seconds}. `manifest` answers only `manifest inspect`.
 - FAKE_DOCKER_SLEEP=build: that command writes its pid to $FAKE_DOCKER_PIDFILE
   and sleeps for a minute (for interrupt tests).
 """
@@ -17,6 +25,28 @@ import os
 import signal
 import sys
 import time
+import urllib.parse
+
+
+def registry_path(image: str) -> str:
+    return os.path.join(os.environ["FAKE_DOCKER_REGISTRY"], urllib.parse.quote(image, safe=""))
+
+
+def scripted_answer(command: str) -> dict[str, object] | None:
+    """The next scripted answer for `command`, if any is left."""
+    script_path = os.environ.get("FAKE_DOCKER_SCRIPT")
+    if not script_path:
+        return None
+    with open(script_path, encoding="utf-8") as file:
+        answers = json.load(file).get(command, [])
+    counter = f"{script_path}.{command}.count"
+    used = os.path.getsize(counter) if os.path.exists(counter) else 0
+    if used >= len(answers):
+        return None
+    with open(counter, "a", encoding="utf-8") as file:
+        file.write("x")
+    answer: dict[str, object] = answers[used]
+    return answer
 
 
 def main() -> int:
@@ -34,15 +64,33 @@ def main() -> int:
             log.write(json.dumps(record) + "\n")
 
     command = argv[0] if argv else ""
+    probing = argv[1:2] == ["inspect"] and command in ("manifest", "image")
     if command in os.environ.get("FAKE_DOCKER_SLEEP", "").split(","):
         with open(os.environ["FAKE_DOCKER_PIDFILE"], "w", encoding="utf-8") as pid_file:
             pid_file.write(str(os.getpid()))
         time.sleep(60)
+    answer = scripted_answer(command) if command != "manifest" or probing else None
+    if answer is not None:
+        time.sleep(float(answer.get("sleep", 0)))  # type: ignore[arg-type]
+        if "publish" in answer:
+            with open(registry_path(str(answer["publish"])), "w", encoding="utf-8"):
+                pass
+        print(answer.get("stdout", ""), end="")
+        print(answer.get("stderr", ""), end="", file=sys.stderr)
+        status: int = answer.get("status", 0)  # type: ignore[assignment]
+        return status
     if command in os.environ.get("FAKE_DOCKER_FAIL", "").split(","):
         print(f"fake docker: {command} failed", file=sys.stderr)
         return 3
-    if argv[1:2] == ["inspect"] and command in ("manifest", "image"):
-        if os.environ.get("FAKE_DOCKER_HAS_IMAGE") == "1":
+    registry = os.environ.get("FAKE_DOCKER_REGISTRY")
+    if command == "push" and registry:
+        with open(registry_path(argv[-1]), "w", encoding="utf-8"):
+            pass
+    if probing:
+        found = os.environ.get("FAKE_DOCKER_HAS_IMAGE") == "1" or (
+            command == "manifest" and bool(registry) and os.path.exists(registry_path(argv[-1]))
+        )
+        if found:
             print("{}")
             return 0
         print(os.environ.get("FAKE_DOCKER_PROBE_STDERR", ""), end="", file=sys.stderr)

@@ -283,6 +283,9 @@ def run_with_fake_docker(
         log_path = os.path.join(root, "calls.jsonl")
         env = {name: value for name, value in os.environ.items() if "FAKE_DOCKER" not in name}
         env.update(scenario or {}, FAKE_DOCKER_LOG=log_path)
+        # The recording docker's `env python3` finds this interpreter itself,
+        # not a version manager's shim (which costs a process start per call).
+        env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + env.get("PATH", "")
         completed = subprocess.run(
             [sys.executable, script, *case.argv(), *options, "--docker-path", FAKE_DOCKER],
             cwd=checkout.cwd,

@@ -20,6 +20,7 @@ import get_docker_image
 
 TESTS_DIR = os.path.dirname(os.path.abspath(__file__))
 REPO_DIR = os.path.dirname(TESTS_DIR)
+SCRIPT = os.path.join(REPO_DIR, "get_docker_image.py")
 
 # Log records start with a timestamp; tests compare what follows it.
 LOG_TIMESTAMP = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} ")

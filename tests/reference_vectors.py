@@ -32,6 +32,7 @@ def reference_tag(script: str, case: Case) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     (script,) = sys.argv[1:] if argv is None else argv
+    script = os.path.abspath(script)  # the original runs from each case's directory
     print("EXPECTED_TAGS = {")
     for case in GOLDEN_CASES:
         print(f"    {case.name!r}: {reference_tag(script, case)!r},")

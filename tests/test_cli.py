@@ -55,6 +55,8 @@ class CliTestCase(ScratchDirTestCase):
             "team/app",
             "--docker-path",
             FAKE_DOCKER,
+            "--retry-delay",
+            "0",
             *extra,
         ]
         if registry is not None:
@@ -96,6 +98,11 @@ class RegistryFlowTest(CliTestCase):
                     "DOCKER_CLI_EXPERIMENTAL": None,
                     "cwd": self.root,
                 },
+                {
+                    "argv": ["manifest", "inspect", "--insecure", self.image],
+                    "DOCKER_CLI_EXPERIMENTAL": "enabled",
+                    "cwd": self.root,
+                },
                 {"argv": ["push", self.image], "DOCKER_CLI_EXPERIMENTAL": None, "cwd": self.root},
                 {
                     "argv": ["tag", self.image, "team/app"],
@@ -120,6 +127,10 @@ class RegistryFlowTest(CliTestCase):
                 f"{docker} build --pull --build-arg V=1 --network host --tag {self.image} "
                 "--file Dockerfile ctx",
                 completed.format(0),
+                running,
+                f"DOCKER_CLI_EXPERIMENTAL=enabled {docker} manifest inspect --insecure "
+                f"{self.image}",
+                completed.format(1),
                 running,
                 f"{docker} push {self.image}",
                 completed.format(0),
@@ -156,7 +167,7 @@ class RegistryFlowTest(CliTestCase):
             ),
             (
                 {"FAKE_DOCKER_FAIL": "push"},
-                [probe, build, push],
+                [probe, build, probe, push, probe],
                 "docker push failed with exit status 3",
             ),
             (
@@ -166,7 +177,7 @@ class RegistryFlowTest(CliTestCase):
             ),
             (
                 {"FAKE_DOCKER_FAIL": "tag"},
-                [probe, build, push, tag],
+                [probe, build, probe, push, tag],
                 "docker tag failed with exit status 3",
             ),
         ]
@@ -177,11 +188,15 @@ class RegistryFlowTest(CliTestCase):
                 result = self.run_tool()
                 self.assertEqual(result.status, 1)
                 self.assertEqual(self.docker_argvs(), calls)
-                last = result.log_messages()[-1]
-                self.assertTrue(last.startswith(f"get_docker_image [ERROR] - {message}: "), last)
-                self.assertNotIn("Traceback", result.stderr)
-                # Docker's own words reach the user unchanged.
                 step = env["FAKE_DOCKER_FAIL"]
+                command = shlex.join([FAKE_DOCKER, *calls[-1 if step != "push" else -2]])
+                self.assertEqual(
+                    result.log_messages()[-1],
+                    f"get_docker_image [ERROR] - {message}: fake docker: {step} failed "
+                    f"(command: {command})",
+                )
+                self.assertNotIn("Traceback", result.stderr)
+                # Docker's own words reach the user unchanged, on stderr.
                 self.assertIn(f"fake docker: {step} failed", result.child_output)
 
     def test_probe_errors_decide_between_building_and_stopping(self) -> None:
@@ -189,6 +204,7 @@ class RegistryFlowTest(CliTestCase):
         build_push_tag = [
             probe,
             self.build_argv(self.image),
+            probe,
             ["push", self.image],
             ["tag", self.image, "team/app"],
         ]
@@ -200,7 +216,7 @@ class RegistryFlowTest(CliTestCase):
             ("", 0, build_push_tag, "Subprocess completed"),
             (CONNECTION_REFUSED, 1, [probe], "cannot reach registry myreg.azurecr.io: "),
             (NO_SUCH_HOST, 1, [probe], "no such host (is the registry up and reachable?)"),
-            (TLS_TIMEOUT, 1, [probe], "TLS handshake timeout (is the registry up"),
+            (TLS_TIMEOUT, 1, [probe] * 4, "TLS handshake timeout (tried 4 times)"),
             (NO_CREDENTIALS, 1, [probe], "registry myreg.azurecr.io refused our credentials: "),
             (UNAUTHORIZED, 1, [probe], "(are you logged in? docker login myreg.azurecr.io)"),
             (DENIED, 1, [probe], "refused our credentials: denied: requested access"),

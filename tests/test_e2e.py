@@ -24,9 +24,8 @@ from tests.e2e_support import (
     remove_new_dangling_images,
 )
 from tests.fixtures import Dir, File, build_tree
-from tests.helpers import REPO_DIR, ScratchDirTestCase
+from tests.helpers import SCRIPT, ScratchDirTestCase
 
-SCRIPT = os.path.join(REPO_DIR, "get_docker_image.py")
 REGISTRY = os.environ.get("GDI_TEST_REGISTRY", "")
 IN_CI = os.environ.get("CI") == "true"
 

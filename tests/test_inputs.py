@@ -124,7 +124,7 @@ class BadInputTest(ScratchDirTestCase):
         python = shutil.which("python3", path="/usr/bin:/bin")
         if os.geteuid() != 0 or python is None:
             self.skipTest("needs root to switch to an unprivileged user, and /usr/bin/python3")
-        for module in ("get_docker_image.py", "logger.py", "util.py"):
+        for module in ("get_docker_image.py", "logger.py", "util.py", "dockerignore.py"):
             shutil.copy(os.path.join(REPO_DIR, module), module)
         os.chmod("ctx/secret", 0o600)  # owned by root: unreadable for nobody
         completed = subprocess.run(

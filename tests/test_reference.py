@@ -2,6 +2,10 @@
 
 Runs only where the original script is available: $GDI_REFERENCE_SCRIPT, or
 ../shared/reference/get_docker_image.py beside the repository (as in CI).
+
+The one deliberate difference: before a push, and after a failed one, this
+tool asks the registry again (so that concurrent jobs converge). The tests
+check that those re-checks are where they belong, then compare the rest.
 """
 
 from __future__ import annotations
@@ -9,6 +13,8 @@ from __future__ import annotations
 import os
 import random
 import unittest
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 from tests.fixtures import (
     Case,
@@ -20,13 +26,12 @@ from tests.fixtures import (
     pseudo_random_bytes,
     run_with_fake_docker,
 )
-from tests.helpers import REPO_DIR
+from tests.helpers import REPO_DIR, SCRIPT
 
 REFERENCE_SCRIPT = os.environ.get(
     "GDI_REFERENCE_SCRIPT",
     os.path.join(os.path.dirname(REPO_DIR), "shared", "reference", "get_docker_image.py"),
 )
-OUR_SCRIPT = os.path.join(REPO_DIR, "get_docker_image.py")
 
 NAME_PARTS = ("a", "A", "b", "a.b", "a-b", "a_b", "z", "0", "10", "x y", "caf\u00e9", "\u00e5", "k")
 FILE_MODES = (0o644, 0o600, 0o755, 0o444, 0o640)
@@ -48,10 +53,10 @@ OPTIONS = (
     "--repository",
     "team/repo",
 )
-# Docker's behaviour: each tree runs through all (a miss, a hit, then a
-# failing build, push, pull and tag).
+MISS: dict[str, str] = {}
+# Docker's behaviour: a miss, a hit, then a failing build, push, pull and tag.
 SCENARIOS: tuple[dict[str, str], ...] = (
-    {},
+    MISS,
     {"FAKE_DOCKER_HAS_IMAGE": "1"},
     {"FAKE_DOCKER_FAIL": "build"},
     {"FAKE_DOCKER_FAIL": "push"},
@@ -100,19 +105,62 @@ def random_case(rng: random.Random, number: int) -> Case:
     )
 
 
+def without_rechecks(calls: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Our calls less the registry re-checks after a build and after a failed
+    push, which must be exactly there; the original makes neither."""
+    kept: list[dict[str, Any]] = []
+    for index, call in enumerate(calls):
+        if index and call["argv"][:2] == ["manifest", "inspect"]:
+            previous = calls[index - 1]["argv"][0]
+            if previous not in ("build", "push"):
+                raise AssertionError(f"a re-check after {previous!r}: {calls}")
+            continue
+        kept.append(call)
+    return kept
+
+
+_rng = random.Random(20201130)
+CASES = [random_case(_rng, number) for number in range(12)]
+
+
 @unittest.skipUnless(os.path.isfile(REFERENCE_SCRIPT), f"no original at {REFERENCE_SCRIPT}")
 class SideBySideTest(unittest.TestCase):
-    def test_random_trees_make_identical_docker_calls(self) -> None:
-        rng = random.Random(20201130)
-        for number in range(12):
-            case = random_case(rng, number)
-            for scenario in SCENARIOS:
-                with self.subTest(case=case.name, scenario=scenario):
-                    ours = run_with_fake_docker(OUR_SCRIPT, case, OPTIONS, scenario)
-                    original = run_with_fake_docker(REFERENCE_SCRIPT, case, OPTIONS, scenario)
-                    self.assertEqual(ours, original)
-                    self.assertEqual(ours[0] == 0, scenario in SCENARIOS[:2])
-                    self.assertTrue(ours[1], "no docker call was made")
+    """Tags on many trees under one scenario; every scenario on two trees.
+
+    Each run starts an interpreter and a few recording dockers, so the runs
+    go on in parallel (they share nothing) and are compared afterwards.
+    """
+
+    def compare_all(self, runs: list[tuple[Case, dict[str, str]]]) -> None:
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            ours = pool.map(lambda run: run_with_fake_docker(SCRIPT, run[0], OPTIONS, run[1]), runs)
+            originals = pool.map(
+                lambda run: run_with_fake_docker(REFERENCE_SCRIPT, run[0], OPTIONS, run[1]), runs
+            )
+            results = list(zip(runs, ours, originals, strict=True))
+        for (case, scenario), our_result, original in results:
+            with self.subTest(case=case.name, scenario=scenario):
+                self.assert_same_calls(scenario, our_result, original)
+
+    def assert_same_calls(
+        self,
+        scenario: dict[str, str],
+        ours: tuple[int, list[dict[str, Any]]],
+        original: tuple[int, list[dict[str, Any]]],
+    ) -> None:
+        self.assertEqual((ours[0], without_rechecks(ours[1])), original)
+        self.assertEqual(ours[0] == 0, scenario in SCENARIOS[:2])
+        self.assertTrue(ours[1], "no docker call was made")
+        pushed = any(call["argv"][0] == "push" for call in original[1])
+        failed_push = scenario.get("FAKE_DOCKER_FAIL") == "push"
+        expected_rechecks = 2 if failed_push else 1 if pushed else 0
+        self.assertEqual(len(ours[1]) - len(original[1]), expected_rechecks, ours[1])
+
+    def test_random_trees_give_identical_docker_calls(self) -> None:
+        self.compare_all([(case, MISS) for case in CASES])
+
+    def test_every_scenario_gives_identical_docker_calls(self) -> None:
+        self.compare_all([(case, scenario) for case in CASES[:2] for scenario in SCENARIOS[1:]])
 
 
 if __name__ == "__main__":

@@ -9,9 +9,7 @@ import sys
 import time
 
 from tests.fixtures import CTX, DOCKERFILE, FAKE_DOCKER, build_tree
-from tests.helpers import REPO_DIR, ScratchDirTestCase
-
-SCRIPT = os.path.join(REPO_DIR, "get_docker_image.py")
+from tests.helpers import SCRIPT, ScratchDirTestCase
 
 
 def process_exists(pid: int) -> bool:

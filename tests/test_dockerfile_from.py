@@ -1,0 +1,469 @@
+"""Tests for dockerfile_from: a Dockerfile's base images, read as docker (BuildKit) does."""
+
+from __future__ import annotations
+
+import unittest
+
+from dockerfile_from import (
+    BaseImage,
+    DockerfileError,
+    base_images,
+    build_arg_values,
+    build_platform,
+    build_target,
+)
+
+ENGINE = "linux/amd64"
+DIGEST = "sha256:" + "0123456789abcdef" * 4
+
+
+def F(line: int, name: str, platform: str | None = None, pinned: bool = False) -> BaseImage:
+    return BaseImage(name, platform, line, "from", pinned)
+
+
+def S(line: int, name: str) -> BaseImage:
+    return BaseImage(name, None, line, "syntax", False)
+
+
+# (what it shows, Dockerfile, build args, the build's --platform, expected)
+Case = tuple[str, str, dict[str, str], str | None, list[BaseImage]]
+
+CASES: list[Case] = [
+    # --- parser directives
+    (
+        "syntax directive",
+        "# syntax=docker/dockerfile:1\nFROM alpine:3\n",
+        {},
+        None,
+        [S(1, "docker/dockerfile:1"), F(2, "alpine:3")],
+    ),
+    (
+        "directives are case-insensitive, spaced; the syntax is its first word",
+        "#  SYNTAX = docker/dockerfile:1.4 extra\n# Escape=`\nFROM a\n",
+        {},
+        None,
+        [S(1, "docker/dockerfile:1.4"), F(3, "a")],
+    ),
+    (
+        "no directive after a comment",
+        "# hello\n# syntax=docker/dockerfile:1\nFROM a\n",
+        {},
+        None,
+        [F(3, "a")],
+    ),
+    (
+        "no directive after a blank line",
+        "\n# syntax=docker/dockerfile:1\nFROM a\n",
+        {},
+        None,
+        [F(3, "a")],
+    ),
+    (
+        "no directive after an instruction",
+        "FROM a\n# syntax=docker/dockerfile:1\nFROM b\n",
+        {},
+        None,
+        [F(1, "a"), F(3, "b")],
+    ),
+    (
+        "syntax after a shebang line",
+        "#!/usr/bin/env buildctl\n# syntax=docker/dockerfile:1\nFROM a\n",
+        {},
+        None,
+        [S(2, "docker/dockerfile:1"), F(3, "a")],
+    ),
+    (
+        "BUILDKIT_SYNTAX build arg replaces the directive",
+        "# syntax=docker/dockerfile:1\nFROM a\n",
+        {"BUILDKIT_SYNTAX": "example/frontend:2"},
+        None,
+        [BaseImage("example/frontend:2", None, 0, "syntax", False), F(2, "a")],
+    ),
+    (
+        "BUILDKIT_SYNTAX=dockerfile.v0 is the built-in frontend",
+        "# syntax=docker/dockerfile:1\nFROM a\n",
+        {"BUILDKIT_SYNTAX": "dockerfile.v0"},
+        None,
+        [F(2, "a")],
+    ),
+    (
+        "escape=` continues lines with a backtick",
+        "# escape=`\nFROM base:1 `\n  AS b\nFROM b\n",
+        {},
+        None,
+        [F(2, "base:1")],
+    ),
+    (
+        "escape=`: a backslash is plain",
+        "# escape=`\nFROM c:1\\\nFROM d\n",
+        {},
+        None,
+        [F(2, "c:1\\"), F(3, "d")],
+    ),
+    (
+        "escape=`: escaped dollar",
+        "# escape=`\nARG V=1\nFROM e:`$V\n",
+        {},
+        None,
+        [F(3, "e:$V")],
+    ),
+    (
+        "an escape directive after an instruction is a comment",
+        "FROM a\n# escape=`\nFROM b:\\\n1\n",
+        {},
+        None,
+        [F(1, "a"), F(3, "b:1")],
+    ),
+    # --- lines
+    (
+        "comments and blank lines inside a continued instruction are dropped",
+        "FROM \\\n  # a comment\n\n  alpine:3 \\\n# another\n  AS x\n",
+        {},
+        None,
+        [F(1, "alpine:3")],
+    ),
+    (
+        "indented comments, CRLF line ends, a BOM",
+        "\ufeff  # comment\r\n\r\n  FROM a:1\r\nFROM b\r\n",
+        {},
+        None,
+        [F(3, "a:1"), F(4, "b")],
+    ),
+    (
+        "instructions are case-insensitive",
+        "arg V=1\nfrom a:$V As Build\nFrOm build\n",
+        {},
+        None,
+        [F(2, "a:1")],
+    ),
+    (
+        "heredoc bodies are not instructions",
+        "FROM a\nRUN <<EOF\nFROM not-an-image\nEOF\nCOPY <<-'X' /f\n\tFROM nor-this\n\tX\nFROM b\n",
+        {},
+        None,
+        [F(1, "a"), F(8, "b")],
+    ),
+    # --- meta-args and build args
+    (
+        "ARG default",
+        "ARG OS_VERSION=22.04\nFROM ubuntu:${OS_VERSION}\n",
+        {},
+        None,
+        [F(2, "ubuntu:22.04")],
+    ),
+    (
+        "several per line, quoted values, a default using an earlier one",
+        "ARG REG='127.0.0.1:5000' NAME=\"base\" TAG=1 FULL=${REG}/${NAME}\nFROM $FULL:$TAG\n",
+        {},
+        None,
+        [F(2, "127.0.0.1:5000/base:1")],
+    ),
+    (
+        "build args override defaults, and later defaults see them",
+        "ARG A=1 B=${A}.0\nARG C\nFROM x:$A-$B-$C\n",
+        {"A": "2", "C": "3"},
+        None,
+        [F(3, "x:2-2.0-3")],
+    ),
+    (
+        "a build arg not declared before FROM does not reach it",
+        "FROM x:${V:-none}\nARG V\nFROM y:${V:-none}\n",
+        {"V": "1"},
+        None,
+        [F(1, "x:none"), F(3, "y:none")],
+    ),
+    (
+        "an ARG after the first FROM is not a meta-arg",
+        "ARG V=1\nFROM a:$V\nARG V=2\nFROM b:$V\n",
+        {},
+        None,
+        [F(2, "a:1"), F(4, "b:1")],
+    ),
+    (
+        "a declared ARG without a value stays unset; a re-declaration keeps the value",
+        "ARG U\nARG K=1\nARG K\nFROM a:${U:-unset}-$K\n",
+        {},
+        None,
+        [F(4, "a:unset-1")],
+    ),
+    (
+        "build arg values are not expanded",
+        "ARG V\nFROM a:1$V\n",
+        {"V": "${X}"},
+        None,
+        [F(2, "a:1${X}")],
+    ),
+    # --- automatic platform args
+    (
+        "BUILDPLATFORM is the engine's; the build's --platform applies elsewhere",
+        "FROM --platform=$BUILDPLATFORM golang:1 AS build\nFROM alpine\n",
+        {},
+        "linux/arm64",
+        [F(1, "golang:1", "linux/amd64"), F(2, "alpine", "linux/arm64")],
+    ),
+    (
+        "TARGET* args from the build's --platform",
+        "FROM img:${TARGETOS}-${TARGETARCH}-${TARGETVARIANT}-${TARGETPLATFORM}\n",
+        {},
+        "linux/arm/v7",
+        [F(1, "img:linux-arm-v7-linux/arm/v7", "linux/arm/v7")],
+    ),
+    (
+        "TARGET* args default to the engine's platform",
+        "FROM img:${TARGETARCH}${TARGETVARIANT:+-}${TARGETVARIANT}-${BUILDOS}\n",
+        {},
+        None,
+        [F(1, "img:amd64-linux")],
+    ),
+    (
+        "platform aliases are normalized",
+        "FROM img:${TARGETARCH}-${BUILDARCH}\n",
+        {},
+        "linux/aarch64",
+        [F(1, "img:arm64-amd64", "linux/aarch64")],
+    ),
+    (
+        "build args override the platform args without declaring them",
+        "FROM img:$TARGETARCH\n",
+        {"TARGETARCH": "riscv64"},
+        None,
+        [F(1, "img:riscv64")],
+    ),
+    (
+        "TARGETSTAGE is the last stage",
+        "FROM a AS one\nFROM b:$TARGETSTAGE AS two\n",
+        {},
+        None,
+        [F(1, "a"), F(2, "b:two")],
+    ),
+    # --- expansion
+    (
+        "set, unset and empty with the - and + forms",
+        "ARG E= S=s\nFROM a:${U:-d}${E:-d}${E-d}${S:+p}${E:+p}${E+p}${U+p}${U-}$U${U}\n",
+        {},
+        None,
+        [F(2, "a:ddpp")],
+    ),
+    (
+        "escaped dollar and quotes",
+        "ARG V=1\nFROM a:\\$V-\"$V\"'$V'\n",
+        {},
+        None,
+        [F(2, "a:$V-1$V")],
+    ),
+    (
+        "pattern forms",
+        "ARG V=reg.io/img:1.2-full\nFROM ${V%%:*}:${V#*:}\nFROM ${V/full/slim}\n",
+        {},
+        None,
+        [F(2, "reg.io/img:1.2-full"), F(3, "reg.io/img:1.2-slim")],
+    ),
+    # --- FROM
+    (
+        "scratch is no image",
+        "FROM scratch\nFROM scratch AS s\nFROM s\n",
+        {},
+        None,
+        [],
+    ),
+    (
+        "stage names are case-insensitive, and only earlier stages count",
+        "FROM b AS A\nFROM a AS B\nFROM x AS x\nFROM X\n",
+        {},
+        None,
+        [F(1, "b"), F(3, "x")],
+    ),
+    (
+        "a stage named through a variable",
+        "ARG S=build\nFROM a AS build\nFROM $S\n",
+        {},
+        None,
+        [F(2, "a")],
+    ),
+    (
+        "pinned by digest",
+        f"FROM alpine@{DIGEST}\nFROM ubuntu:22.04@{DIGEST}\nFROM alpine:3\n",
+        {},
+        None,
+        [
+            F(1, f"alpine@{DIGEST}", pinned=True),
+            F(2, f"ubuntu:22.04@{DIGEST}", pinned=True),
+            F(3, "alpine:3"),
+        ],
+    ),
+    (
+        "FROM --platform expanded; an empty flag is none",
+        "ARG P=linux/arm64\nFROM --platform=$P a\nFROM --platform= b\n",
+        {},
+        "linux/s390x",
+        [F(2, "a", "linux/arm64"), F(3, "b", "linux/s390x")],
+    ),
+    (
+        "the line of a continued FROM is its first",
+        "\n\nFROM \\\n  a\n",
+        {},
+        None,
+        [F(3, "a")],
+    ),
+    # --- forms from onnxruntime's tools/ci_build/github/linux/docker
+    (
+        "onnxruntime: ARG BASEIMAGE, multi-stage",
+        "ARG POLICY=manylinux_2_28\nARG BASEIMAGE=nvidia/cuda:11.8.0-cudnn8-devel-ubi8\n"
+        "\n#Build manylinux docker image begin\nFROM $BASEIMAGE AS runtime_base\n"
+        "ARG POLICY\nFROM runtime_base AS build_base\nFROM build_base AS build_git\n"
+        "FROM build_base AS build_cpython\nFROM build_cpython AS build_cpython38\n"
+        "FROM runtime_base\n",
+        {},
+        None,
+        [F(5, "nvidia/cuda:11.8.0-cudnn8-devel-ubi8")],
+    ),
+    (
+        "onnxruntime: BASEIMAGE from --docker-build-args",
+        "ARG BASEIMAGE=nvidia/cuda:12.5.1-cudnn-devel-ubi8\n\nFROM $BASEIMAGE\nARG TRT_VERSION\n",
+        {"BASEIMAGE": "nvidia/cuda:12.8.1-cudnn-devel-ubi8", "TRT_VERSION": "10.9"},
+        None,
+        [F(3, "nvidia/cuda:12.8.1-cudnn-devel-ubi8")],
+    ),
+    (
+        "onnxruntime: ARG OS_VERSION",
+        "ARG OS_VERSION=16.04\nFROM ubuntu:${OS_VERSION}\n\nARG PYTHON_VERSION=3.5\n",
+        {"OS_VERSION": "22.04"},
+        None,
+        [F(2, "ubuntu:22.04")],
+    ),
+    (
+        "onnxruntime: FROM --platform",
+        "ARG BASEIMAGE=quay.io/pypa/manylinux_2_28_s390x:latest\n"
+        "FROM --platform=linux/s390x $BASEIMAGE\n",
+        {},
+        None,
+        [F(2, "quay.io/pypa/manylinux_2_28_s390x:latest", "linux/s390x")],
+    ),
+    (
+        "onnxruntime: a registry image",
+        "# Licensed under the MIT License.\n\nFROM onnxruntimebuildcache.azurecr.io/internal/"
+        "azureml/onnxruntime/build/cuda12_2_x64_ubi8_gcc12_dotnet:20240531.1\nARG TRT_VERSION\n",
+        {},
+        None,
+        [
+            F(
+                3,
+                "onnxruntimebuildcache.azurecr.io/internal/azureml/onnxruntime/build/"
+                "cuda12_2_x64_ubi8_gcc12_dotnet:20240531.1",
+            )
+        ],
+    ),
+]
+
+# (what it shows, Dockerfile, the line the message must name, a word in it)
+ERRORS: list[tuple[str, str, int, str]] = [
+    ("FROM alone", "FROM\n", 1, "one or three arguments"),
+    ("two words", "FROM a b\n", 1, "one or three arguments"),
+    ("AS without a name", "\nFROM a AS\n", 2, "one or three arguments"),
+    ("a flag without value", "\n\nFROM --platform a\n", 3, "missing a value"),
+    ("an unknown flag", "FROM --plat=x a\n", 1, "unknown flag"),
+    ("a repeated flag", "FROM --platform=a --platform=b c\n", 1, "duplicate flag"),
+    ("only flags", "FROM --platform=linux/amd64\n", 1, "one or three arguments"),
+    ("a bad stage name", "FROM a AS 1st\n", 1, "invalid name for build stage"),
+    ("a blank base name", "ARG E=\nFROM $E\n", 2, "should not be blank"),
+    ("an empty platform", "FROM --platform=$NOPE a\n", 1, "empty platform"),
+    ("an unclosed ${", "FROM a \\\n  AS b\nFROM ${A\n", 3, "missing '}'"),
+    ("a bad substitution", "FROM a:${:x}\n", 1, "bad substitution"),
+    ("${A:?}", "FROM a:${A:?must_be_set}\n", 1, "A: must_be_set"),
+    ("an unclosed quote", 'ARG V="x\nFROM a\n', 1, "double-quote"),
+    ("a bad escape directive", "# escape=x\nFROM a\n", 1, "invalid escape token"),
+    ("a repeated directive", "# syntax=a\n# syntax=b\nFROM c\n", 2, "only one syntax"),
+    ("a blank ARG name", "ARG =1\nFROM a\n", 1, "can not be blank"),
+    ("an unterminated heredoc", "FROM a\nRUN <<EOF\necho\n", 2, "unterminated heredoc"),
+]
+
+
+class BaseImagesTest(unittest.TestCase):
+    def test_cases(self) -> None:
+        for what, dockerfile, args, platform, expected in CASES:
+            with self.subTest(what):
+                self.assertEqual(base_images(dockerfile, args, platform, ENGINE), expected)
+
+    def test_errors(self) -> None:
+        for what, dockerfile, line, word in ERRORS:
+            with self.subTest(what), self.assertRaises(DockerfileError) as caught:
+                base_images(dockerfile, {}, None, ENGINE)
+            message = str(caught.exception)
+            self.assertIn(f"line {line}:", message, what)
+            self.assertIn(word, message, what)
+            self.assertNotIn("\n", message, what)
+
+    def test_error_is_value_error(self) -> None:
+        self.assertTrue(issubclass(DockerfileError, ValueError))
+
+    def test_engine_platform(self) -> None:
+        images = base_images(
+            "FROM a:$BUILDARCH$BUILDVARIANT-$TARGETPLATFORM\n", {}, None, "linux/arm"
+        )
+        self.assertEqual(images, [F(1, "a:armv7-linux/arm/v7")])
+
+    def test_multi_platform_takes_the_first_for_args(self) -> None:
+        images = base_images("FROM a:$TARGETARCH\n", {}, "linux/arm64,linux/amd64", ENGINE)
+        self.assertEqual(images, [F(1, "a:arm64", "linux/arm64,linux/amd64")])
+
+    def test_target_stage(self) -> None:
+        dockerfile = "FROM a:$TARGETSTAGE AS one\nFROM b AS two\n"
+        self.assertEqual(base_images(dockerfile, {}, None, ENGINE)[0].name, "a:two")
+        self.assertEqual(base_images(dockerfile, {}, None, ENGINE, target="one")[0].name, "a:one")
+        self.assertEqual(
+            base_images("FROM a:$TARGETSTAGE\n", {}, None, ENGINE)[0].name, "a:default"
+        )
+
+    def test_pinned_field(self) -> None:
+        images = base_images(
+            f"# syntax=d/f:1@{DIGEST}\nFROM a@{DIGEST}\nFROM b:1\n", {}, None, ENGINE
+        )
+        self.assertEqual([image.pinned for image in images], [True, True, False])
+
+    def test_no_from(self) -> None:
+        self.assertEqual(base_images("# just a comment\n", {}, None, ENGINE), [])
+        self.assertEqual(base_images("", {}, None, ENGINE), [])
+
+
+class BuildArgsTest(unittest.TestCase):
+    def test_build_arg_values(self) -> None:
+        argv = [
+            "--network",
+            "host",
+            "--build-arg",
+            "A=1",
+            "--build-arg=B=x=y",
+            "--build-arg",
+            "FROM_ENV",
+            "--build-arg=NOT_IN_ENV",
+            "--build-arg",
+            "EMPTY=",
+            "--build-arg",
+            "A=2",
+            "--label",
+            "C=3",
+        ]
+        self.assertEqual(
+            build_arg_values(argv, {"FROM_ENV": "e", "A": "env-a"}),
+            {"A": "2", "B": "x=y", "FROM_ENV": "e", "EMPTY": ""},
+        )
+
+    def test_build_arg_without_a_value_at_the_end(self) -> None:
+        self.assertEqual(build_arg_values(["--build-arg"], {}), {})
+
+    def test_build_platform(self) -> None:
+        self.assertIsNone(build_platform([]))
+        self.assertIsNone(build_platform(["--build-arg", "A=1"]))
+        self.assertEqual(build_platform(["--platform", "linux/arm64"]), "linux/arm64")
+        self.assertEqual(build_platform(["--platform=linux/a", "--platform", "b"]), "b")
+        env = {"DOCKER_DEFAULT_PLATFORM": "linux/s390x"}
+        self.assertEqual(build_platform([], env), "linux/s390x")
+        self.assertEqual(build_platform(["--platform=linux/arm64"], env), "linux/arm64")
+
+    def test_build_target(self) -> None:
+        self.assertIsNone(build_target(["--build-arg", "A=1"]))
+        self.assertEqual(build_target(["--target", "one", "--target=two"]), "two")
+
+
+if __name__ == "__main__":
+    unittest.main()
