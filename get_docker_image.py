@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import enum
 import hashlib
+import importlib
 import json
 import logging
 import os
@@ -32,7 +33,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from types import FrameType
-from typing import TYPE_CHECKING, NamedTuple, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Any, NamedTuple, NoReturn, TypeVar
 
 from logger import get_logger
 from util import run
@@ -286,7 +287,7 @@ def _positive_float(text: str) -> float:
 
 def parse_options(argv: Sequence[str] | None) -> Options:
     """The command line as Options; exits with status 2 on a usage error."""
-    parser = build_parser(os.path.basename(sys.argv[0]) if argv is None else None)
+    parser = build_parser(os.path.basename(sys.argv[0]) if argv is None else "get_docker_image.py")
     args = parser.parse_args(argv)
     output = None
     if args.print_image_name:
@@ -527,6 +528,8 @@ class ContentDigest:
     def _record(self, kind: str, path: bytes, mode: int, size: int) -> bytes:
         """The bytes that introduce one entry (its content follows)."""
         if self._docker_mode:
+            if kind == "dockerfile":  # docker reads its text only, from wherever it is
+                path, mode = b"", 0
             return b"%s\0%s\0%o\0%d\0" % (kind.encode(), path, stat.S_IMODE(mode), size)
         suffix = self._mode_suffixes.get(mode)
         if suffix is None:
@@ -851,8 +854,7 @@ def _contains_any(directory: bytes, paths: tuple[bytes, ...]) -> bool:
 
 
 def _read_dockerignore(context: bytes) -> dockerignore.PatternMatcher:
-    import dockerignore  # noqa: PLC0415 (docker mode only: spares the default its start-up)
-
+    patterns = _optional_module("dockerignore", "--hash-mode docker")
     path = os.path.join(context, b".dockerignore")
     try:
         with open(path, "rb") as file:
@@ -862,9 +864,12 @@ def _read_dockerignore(context: bytes) -> dockerignore.PatternMatcher:
     except OSError as error:
         raise _input_error(error, path, ".dockerignore") from None
     try:
-        return dockerignore.PatternMatcher(dockerignore.read_dockerignore(data))
-    except dockerignore.DockerignoreError as error:
+        matcher: dockerignore.PatternMatcher = patterns.PatternMatcher(
+            patterns.read_dockerignore(data)
+        )
+    except patterns.DockerignoreError as error:
         raise InputError(f"{_show(path)}: {error}") from None
+    return matcher
 
 
 def _list_as_docker(
@@ -906,6 +911,19 @@ def _list_as_docker(
     files.sort()
     dirs.sort(key=lambda entry: entry[0])
     return files, links, dirs
+
+
+def _optional_module(name: str, option: str) -> Any:
+    """A module of the tool that only an option needs, so that the core stays
+    three files to copy (and starts faster): a clear error if it is missing."""
+    try:
+        return importlib.import_module(name)
+    except ModuleNotFoundError as error:
+        if error.name != name:
+            raise
+        raise UsageError(
+            f"{option} needs {name}.py beside get_docker_image.py (copy it from the tool)"
+        ) from None
 
 
 def _show(path: bytes | str) -> str:
@@ -1152,11 +1170,12 @@ class Docker:
             ) from None
 
     def step(self, *args: str, names: Sequence[str] = ()) -> None:
-        """Runs a docker step, retrying transient registry failures; raises
-        StepFailed naming the command, its status and docker's last line."""
-        self._retrying(lambda: self._step_once(args, names), f"docker {args[0]}")
+        """Runs a docker step, retrying transient registry failures."""
+        self.retrying(lambda: self.step_once(*args, names=names), f"docker {args[0]}")
 
-    def _step_once(self, args: Sequence[str], names: Sequence[str]) -> None:
+    def step_once(self, *args: str, names: Sequence[str] = ()) -> None:
+        """Runs a docker step once; raises StepFailed naming the command, its
+        status and docker's last line, and classifying docker's words."""
         completed = self.run(*args)
         if completed.returncode == 0:
             return
@@ -1172,7 +1191,7 @@ class Docker:
             message = f"docker {args[0]} {status}: {command}"
         raise StepFailed(message, classify_error(completed.stderr or "", *names))
 
-    def _retrying(self, attempt: Callable[[], T], what: str) -> T:
+    def retrying(self, attempt: Callable[[], T], what: str) -> T:
         """attempt(), retried while it raises a transient StepFailed."""
         for number in range(self.retries + 1):
             try:
@@ -1195,7 +1214,7 @@ class Docker:
         """Asks the registry whether it has `image` (`docker manifest inspect`),
         retrying transient failures; returns the outcome and docker's words."""
         try:
-            return self._retrying(lambda: self._probe_once(image, names), "docker manifest inspect")
+            return self.retrying(lambda: self._probe_once(image, names), "docker manifest inspect")
         except StepFailed as failure:
             return failure.probe, str(failure)
 
@@ -1253,7 +1272,7 @@ class Docker:
             return completed.stdout or ""
 
         try:
-            return self._retrying(attempt, "docker manifest inspect")
+            return self.retrying(attempt, "docker manifest inspect")
         except StepFailed as failure:
             raise DockerError(f"cannot resolve base image {name!r}: {failure}") from None
 
@@ -1302,8 +1321,7 @@ class BaseImageDigest(NamedTuple):
 
 def resolve_base_images(docker: Docker, options: Options) -> list[BaseImageDigest]:
     """The Dockerfile's FROM images with their registry digests, in order."""
-    import dockerfile_from  # noqa: PLC0415 (only with --hash-base-images)
-
+    dockerfile_from = _optional_module("dockerfile_from", "--hash-base-images")
     try:
         with open(options.dockerfile, encoding="utf-8", errors="surrogateescape") as file:
             text = file.read()
@@ -1322,8 +1340,9 @@ def resolve_base_images(docker: Docker, options: Options) -> list[BaseImageDiges
         images = dockerfile_from.base_images(
             text,
             dockerfile_from.build_arg_values(all_args, os.environ),
-            dockerfile_from.build_platform(all_args),
+            dockerfile_from.build_platform(all_args, os.environ),
             engine_platform(),
+            target=dockerfile_from.build_target(all_args),
         )
     except dockerfile_from.DockerfileError as error:
         raise InputError(f"{_show(options.dockerfile)}: {error}") from None
@@ -1460,16 +1479,29 @@ def get_registry_image(docker: Docker, options: Options, image: str) -> None:
         _log.info("Another job pushed the image meanwhile: pulling it instead of pushing.")
         docker.step("pull", image, names=names)
         return
-    try:
-        docker.step("push", image, names=names)
-    except StepFailed:
-        if broken or docker.probe(image, names)[0] is not Probe.FOUND:
-            raise
-        _log.info("The push failed, but another job has pushed the image: pulling it.")
-        docker.step("pull", image, names=names)
+    if push_unless_pushed(docker, image, names, recheck=not broken):
         return
     if cache_image is not None:
         push_layer_cache(docker, image, cache_image)
+
+
+def push_unless_pushed(docker: Docker, image: str, names: Sequence[str], *, recheck: bool) -> bool:
+    """Pushes `image`, retrying transient failures; but after any failed try
+    (with `recheck`) asks the registry first, and if another job has pushed
+    the tag meanwhile, pulls theirs instead. Returns whether it did that."""
+
+    def attempt() -> bool:
+        try:
+            docker.step_once("push", image, names=names)
+        except StepFailed:
+            if not recheck or docker.probe(image, names)[0] is not Probe.FOUND:
+                raise
+            _log.info("The push failed, but another job has pushed the image: pulling it.")
+            docker.step("pull", image, names=names)
+            return True
+        return False
+
+    return docker.retrying(attempt, "docker push")
 
 
 def get_local_image(docker: Docker, options: Options, image: str) -> None:

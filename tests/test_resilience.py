@@ -1,0 +1,310 @@
+"""Real CI with a recording docker: concurrent jobs, flaky registries, lost
+blobs, bad names, broken stdout, and the layer cache's calls."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from typing import Any
+
+from get_docker_image import Probe, classify_error
+from tests.helpers import SCRIPT, run_main
+from tests.test_cli import NO_SUCH_MANIFEST, CliTestCase
+
+SERVICE_UNAVAILABLE = "received unexpected HTTP status: 503 Service Unavailable"
+LOST_BLOB = "error pulling image configuration: download failed after attempts=1: unknown blob"
+DENIED = "denied: requested access to the resource is denied"
+
+
+class ResilienceTestCase(CliTestCase):
+    def setUp(self) -> None:
+        super().setUp()
+        self.registry_dir = os.path.join(self.root, "registry")
+        os.mkdir(self.registry_dir)
+        self.set_env(
+            FAKE_DOCKER_REGISTRY=self.registry_dir, FAKE_DOCKER_PROBE_STDERR=NO_SUCH_MANIFEST
+        )
+        self.probe = ["manifest", "inspect", "--insecure", self.image]
+        self.build = self.build_argv(self.image)
+        self.push, self.pull = ["push", self.image], ["pull", self.image]
+        self.tag = ["tag", self.image, "team/app"]
+
+    def script(self, **answers: list[dict[str, Any]]) -> None:
+        """Scripted answers of the recording docker, by command."""
+        path = os.path.join(self.root, "script.json")
+        with open(path, "w", encoding="utf-8") as file:
+            json.dump(answers, file)
+        self.set_env(FAKE_DOCKER_SCRIPT=path)
+
+    def assert_messages_include(self, result: Any, *expected: str) -> None:
+        messages = result.log_messages()
+        for line in expected:
+            self.assertIn(line, messages)
+
+
+class ConvergenceTest(ResilienceTestCase):
+    def test_tag_pushed_by_another_job_during_the_build_is_pulled_not_pushed(self) -> None:
+        self.script(build=[{"publish": self.image}])
+        result = self.run_tool()
+        self.assertEqual(result.status, 0, result.stderr)
+        self.assertEqual(
+            self.docker_argvs(), [self.probe, self.build, self.probe, self.pull, self.tag]
+        )
+        self.assert_messages_include(
+            result,
+            "get_docker_image [INFO] - Another job pushed the image meanwhile: "
+            "pulling it instead of pushing.",
+        )
+
+    def test_failed_push_of_a_tag_that_another_job_pushed_pulls_theirs(self) -> None:
+        self.script(push=[{"status": 1, "stderr": SERVICE_UNAVAILABLE, "publish": self.image}])
+        result = self.run_tool()
+        self.assertEqual(result.status, 0, result.stderr)
+        self.assertEqual(
+            self.docker_argvs(),
+            [self.probe, self.build, self.probe, self.push, self.probe, self.pull, self.tag],
+        )
+        self.assert_messages_include(
+            result,
+            "get_docker_image [INFO] - The push failed, but another job has pushed the image: "
+            "pulling it.",
+        )
+
+    def test_permanent_push_failure_is_not_retried(self) -> None:
+        self.script(push=[{"status": 1, "stderr": DENIED}])
+        result = self.run_tool()
+        self.assertEqual(result.status, 1)
+        self.assertEqual(
+            self.docker_argvs(), [self.probe, self.build, self.probe, self.push, self.probe]
+        )
+        self.assertIn(
+            f"docker push failed with exit status 1: {DENIED} (command: ",
+            result.log_messages()[-1],
+        )
+
+
+class RetryTest(ResilienceTestCase):
+    def test_transient_probe_failures_are_retried(self) -> None:
+        self.script(manifest=[{"status": 1, "stderr": SERVICE_UNAVAILABLE}] * 2)
+        result = self.run_tool()
+        self.assertEqual(result.status, 0, result.stderr)
+        self.assertEqual(
+            self.docker_argvs(),
+            [self.probe] * 3 + [self.build, self.probe, self.push, self.tag],
+        )
+        warnings = [line for line in result.log_messages() if "[WARNING]" in line]
+        self.assertEqual(
+            warnings,
+            [
+                "get_docker_image [WARNING] - docker manifest inspect failed for a transient "
+                f"reason; retry {number} of 3 in 0.0 s"
+                for number in (1, 2)
+            ],
+        )
+
+    def test_a_registry_that_keeps_failing_stops_before_building(self) -> None:
+        self.script(manifest=[{"status": 1, "stderr": SERVICE_UNAVAILABLE}] * 10)
+        for retries, probes in (("3", 4), ("0", 1), ("1", 2)):
+            with self.subTest(retries=retries):
+                self.forget_docker_calls()
+                counter = os.environ["FAKE_DOCKER_SCRIPT"] + ".manifest.count"
+                if os.path.exists(counter):
+                    os.remove(counter)
+                result = self.run_tool("--retries", retries)
+                self.assertEqual(result.status, 1)
+                self.assertEqual(self.docker_argvs(), [self.probe] * probes)
+                self.assertEqual(
+                    result.log_messages()[-1],
+                    "get_docker_image [ERROR] - registry myreg.azurecr.io kept failing: "
+                    f"{SERVICE_UNAVAILABLE} (tried {probes} times)",
+                )
+
+    def test_a_probe_that_hangs_is_stopped_and_retried(self) -> None:
+        self.script(manifest=[{"sleep": 30}])
+        started = time.monotonic()
+        result = self.run_tool("--probe-timeout", "0.5")
+        self.assertLess(time.monotonic() - started, 10)
+        self.assertEqual(result.status, 0, result.stderr)
+        self.assertEqual(
+            self.docker_argvs(),
+            [self.probe, self.probe, self.build, self.probe, self.push, self.tag],
+        )
+        self.assertIn(
+            "get_docker_image [WARNING] - docker manifest inspect failed for a transient "
+            "reason; retry 1 of 3 in 0.0 s",
+            result.log_messages(),
+        )
+
+    def test_transient_pull_and_push_failures_are_retried(self) -> None:
+        self.script(
+            pull=[{"status": 1, "stderr": "read: connection reset by peer"}],
+            push=[{"status": 1, "stderr": SERVICE_UNAVAILABLE}],
+        )
+        result = self.run_tool()
+        self.assertEqual(result.status, 0, result.stderr)
+        self.assertEqual(
+            self.docker_argvs(),
+            [self.probe, self.build, self.probe, self.push, self.probe, self.push, self.tag],
+        )
+        self.forget_docker_calls()
+        result = self.run_tool()  # now the registry has it: a hit, whose pull is retried
+        self.assertEqual(result.status, 0, result.stderr)
+        self.assertEqual(self.docker_argvs(), [self.probe, self.pull, self.pull, self.tag])
+
+
+class LostBlobTest(ResilienceTestCase):
+    def test_a_tag_whose_blob_is_lost_is_built_and_pushed_again(self) -> None:
+        self.set_env(FAKE_DOCKER_HAS_IMAGE="1")
+        self.script(pull=[{"status": 1, "stderr": LOST_BLOB}])
+        result = self.run_tool()
+        self.assertEqual(result.status, 0, result.stderr)
+        # No re-check before the push: the registry has the tag, broken.
+        self.assertEqual(
+            self.docker_argvs(), [self.probe, self.pull, self.build, self.push, self.tag]
+        )
+        self.assertTrue(
+            any("The registry's copy is broken" in line for line in result.log_messages())
+        )
+
+
+class NameTest(CliTestCase):
+    def test_invalid_names_are_usage_errors_before_anything_runs(self) -> None:
+        long_name = "a" * 250
+        table = [
+            (("--repository", "Bad/Name"), "--repository 'Bad/Name': 'Bad' is not a valid name"),
+            (("--repository", "bad repo"), "--repository 'bad repo': 'bad repo' is not a valid"),
+            (("--repository", "a//b"), "--repository 'a//b': '' is not a valid name component"),
+            (("--repository=-a",), "--repository '-a': '-a' is not a valid name component"),
+            (
+                ("--repository", long_name),
+                f"the image name 'myreg.azurecr.io/{long_name}' is 267 characters long; "
+                "docker allows 255 at most",
+            ),
+            (
+                ("--container-registry", "127.0.0.1:99999"),
+                "--container-registry '127.0.0.1:99999': '99999' is not a valid port (1 to 65535)",
+            ),
+            (
+                ("--container-registry", "bad_host.io"),
+                "--container-registry 'bad_host.io': 'bad_host.io' is not a valid registry host",
+            ),
+            (
+                ("--container-registry", "ghcr.io/Acme"),
+                "--container-registry 'ghcr.io/Acme': 'Acme' is not a valid name component",
+            ),
+        ]
+        for options, message in table:
+            for mode in ((), ("--print-image-name",), ("--explain",)):
+                with self.subTest(options=options, mode=mode):
+                    self.forget_docker_calls()
+                    argv = [*options, *mode]
+                    registry = None if "--container-registry" in options else "myreg"
+                    result = self.run_tool(*argv, registry=registry)
+                    self.assertEqual((result.status, result.stdout), (2, ""))
+                    self.assertIn(f"error: {message}", result.stderr)
+                    self.assertEqual(self.docker_calls(), [])
+
+    def test_valid_names_the_original_accepts_stay_accepted(self) -> None:
+        for repository in ("team/app", "a", "a.b/c_d/e__f/g---h", "0/9"):
+            with self.subTest(repository):
+                result = self.run_tool("--repository", repository, "--print-image-name")
+                self.assertEqual(result.status, 0, result.stderr)
+
+    def test_the_classifier_ignores_the_image_name(self) -> None:
+        for repository in ("x/denied", "x/timeout", "x/unauthorized", "connection-refused"):
+            image = f"myreg.azurecr.io/{repository}:tag"
+            with self.subTest(repository):
+                message = f"something odd happened to {image}"
+                self.assertIs(classify_error(message, image), Probe.UNKNOWN)
+                self.assertIs(classify_error(message), classify_error(message))
+
+
+class LayerCacheCallsTest(ResilienceTestCase):
+    def test_a_miss_pulls_builds_with_and_moves_the_cache_tag(self) -> None:
+        cache = "myreg.azurecr.io/team/app:latest"
+        self.script(
+            pull=[{"status": 1, "stderr": f"manifest for {cache} not found: manifest unknown"}]
+        )
+        result = self.run_tool("--layer-cache")
+        self.assertEqual(result.status, 0, result.stderr)
+        build = self.build_argv(self.image)
+        build[2:2] = ["--cache-from", cache, "--build-arg", "BUILDKIT_INLINE_CACHE=1"]
+        self.assertEqual(
+            self.docker_argvs(),
+            [
+                self.probe,
+                ["pull", cache],
+                build,
+                self.probe,
+                self.push,
+                ["tag", self.image, cache],
+                ["push", cache],
+                self.tag,
+            ],
+        )
+        self.assert_messages_include(
+            result,
+            f"get_docker_image [WARNING] - No layer cache yet ({cache}): building without it.",
+        )
+
+    def test_a_hit_does_not_touch_the_cache_tag(self) -> None:
+        self.set_env(FAKE_DOCKER_HAS_IMAGE="1")
+        result = self.run_tool("--layer-cache", "ci-cache")
+        self.assertEqual(result.status, 0, result.stderr)
+        self.assertEqual(self.docker_argvs(), [self.probe, self.pull, self.tag])
+
+    def test_layer_cache_needs_a_registry(self) -> None:
+        result = self.run_tool("--layer-cache", registry=None)
+        self.assertEqual(result.status, 2)
+        self.assertIn("--layer-cache needs --container-registry", result.stderr)
+        self.assertEqual(self.docker_calls(), [])
+
+
+class StdoutTest(CliTestCase):
+    def run_script(self, redirect: str) -> subprocess.CompletedProcess[str]:
+        """--print-image-name with stdout redirected by a shell."""
+        argv = [sys.executable, SCRIPT, "--context", "ctx", "--repository", "r"]
+        return subprocess.run(
+            ["sh", "-c", f'"$@" {redirect}', "sh", *argv, "--print-image-name"],
+            stderr=subprocess.PIPE,
+            text=True,
+            check=False,
+        )
+
+    def test_closed_or_full_stdout_is_an_error(self) -> None:
+        for redirect, reason in (
+            (">&-", "it is closed"),
+            (">/dev/full", "No space left on device"),
+        ):
+            with self.subTest(redirect):
+                completed = self.run_script(redirect)
+                self.assertEqual(completed.returncode, 1, completed.stderr)
+                lines = completed.stderr.splitlines()
+                self.assertEqual(len(lines), 1, completed.stderr)
+                self.assertTrue(
+                    lines[0].endswith(f"[ERROR] - cannot write to stdout: {reason}"), lines
+                )
+
+
+class UsageTest(CliTestCase):
+    def test_version(self) -> None:
+        result = run_main(["--version"])
+        self.assertEqual(result.status, 0)
+        self.assertRegex(result.stdout, r"^get_docker_image\.py \d+\.\d+\.\d+\n$")
+
+    def test_help_examples_are_not_wrapped(self) -> None:
+        result = run_main(["--help"])
+        self.assertIn("      --docker-build-args \"--build-arg VERSION='1 2'\"\n", result.stdout)
+        self.assertIn(" --docker-build-args=--no-cache\n", result.stdout)
+
+    def test_a_value_starting_with_a_dash_gets_a_hint(self) -> None:
+        result = self.run_tool("--docker-build-args", "--no-cache")
+        self.assertEqual(result.status, 2)
+        self.assertIn(
+            "argument --docker-build-args: expected one argument (a value starting with '-' "
+            "is given with '=': --docker-build-args=--no-cache)",
+            result.stderr,
+        )
