@@ -35,8 +35,12 @@ from collections.abc import Callable, Sequence
 from types import FrameType
 from typing import TYPE_CHECKING, Any, NamedTuple, NoReturn, TypeVar
 
-from logger import get_logger
-from util import run
+if TYPE_CHECKING or not __package__:  # copied into a project, beside its helpers
+    from logger import get_logger
+    from util import run
+else:  # installed, as the package get_docker_image_tool
+    from .logger import get_logger
+    from .util import run
 
 if TYPE_CHECKING:
     import dockerignore
@@ -917,9 +921,9 @@ def _optional_module(name: str, option: str) -> Any:
     """A module of the tool that only an option needs, so that the core stays
     three files to copy (and starts faster): a clear error if it is missing."""
     try:
-        return importlib.import_module(name)
+        return importlib.import_module(f".{name}" if __package__ else name, __package__)
     except ModuleNotFoundError as error:
-        if error.name != name:
+        if error.name not in (name, f"{__package__}.{name}"):
             raise
         raise UsageError(
             f"{option} needs {name}.py beside get_docker_image.py (copy it from the tool)"

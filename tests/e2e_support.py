@@ -1,20 +1,39 @@
-"""A real registry process and real docker, for the end-to-end tests."""
+"""A real registry process and real docker, for the end-to-end tests.
+
+A test module that needs them:
+
+    PROBLEM = e2e_problem()   # skip with this reason; under CI=true, raise instead
+
+    @unittest.skipIf(PROBLEM, PROBLEM or "")
+    class T(unittest.TestCase):
+        def test_x(self) -> None:
+            registry = test_registry()            # "127.0.0.1:PORT", shared by the run
+            base = busybox_image(registry)        # a base image with a shell, in it
+
+`test_registry()` starts one registry per process (unless $GDI_TEST_REGISTRY names one)
+and stops it at exit; a module may also `unittest.addModuleCleanup(stop_test_registry)`.
+"""
 
 from __future__ import annotations
 
+import atexit
+import functools
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 import urllib.error
 import urllib.request
+from types import TracebackType
 from typing import Any
 
-from tests.helpers import REPO_DIR
-
+# Not from tests.helpers: that imports the tool, and these helpers must not depend on it.
+REPO_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 REGISTRY_CONFIG = os.path.join(REPO_DIR, ".ci", "registry.yml")
 
 
@@ -29,12 +48,16 @@ def docker_engine_problem() -> str | None:
     """Why the docker engine cannot be used, or None if it can."""
     if shutil.which("docker") is None:
         return "no docker CLI on PATH"
-    completed = subprocess.run(
-        ["docker", "info", "--format", "{{.ServerVersion}}"],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    try:
+        completed = subprocess.run(
+            ["docker", "info", "--format", "{{.ServerVersion}}"],
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=60,  # a stuck engine must not hang the whole test run
+        )
+    except subprocess.TimeoutExpired:
+        return "docker engine not reachable: `docker info` did not answer in 60 s"
     if completed.returncode != 0:
         return f"docker engine not reachable: {completed.stderr.strip()}"
     return None
@@ -136,3 +159,209 @@ class LocalRegistry:
             self._process.wait(timeout=30)
         self._log.close()
         shutil.rmtree(self._storage, ignore_errors=True)
+
+    @property
+    def storage(self) -> str:
+        """The storage root: blobs under docker/registry/v2/blobs/sha256/<2 hex>/<digest>/."""
+        return self._storage
+
+    def __enter__(self) -> LocalRegistry:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+# --- one registry for the whole test run -------------------------------------------------
+
+_shared_lock = threading.Lock()
+_shared_registry: LocalRegistry | None = None
+
+
+@functools.cache
+def e2e_problem() -> str | None:
+    """Why the end-to-end tests cannot run here, or None if they can.
+
+    Under CI=true a problem is an error, not a reason to skip: raises RuntimeError.
+    """
+    problem = docker_engine_problem()
+    if (
+        problem is None
+        and not os.environ.get("GDI_TEST_REGISTRY")
+        and shutil.which("docker-registry") is None
+    ):
+        problem = (
+            "no docker-registry installed (apt-get install docker-registry)"
+            " and GDI_TEST_REGISTRY is not set"
+        )
+    if problem and os.environ.get("CI") == "true":
+        raise RuntimeError(f"end-to-end tests cannot run under CI: {problem}")
+    return problem
+
+
+def test_registry() -> str:
+    """The "127.0.0.1:PORT" of $GDI_TEST_REGISTRY, else of a registry started on first call.
+
+    The started one is shared by every caller in this process and stopped at exit (or by
+    stop_test_registry, after which the next call starts a new one).
+    """
+    global _shared_registry  # noqa: PLW0603 (one per process, on purpose)
+    configured = os.environ.get("GDI_TEST_REGISTRY")
+    if configured:
+        return configured
+    with _shared_lock:
+        if _shared_registry is None:
+            if shutil.which("docker-registry") is None:
+                raise RuntimeError("no docker-registry installed and GDI_TEST_REGISTRY is not set")
+            _shared_registry = LocalRegistry()
+            atexit.register(stop_test_registry)
+        return _shared_registry.address
+
+
+def shared_registry_storage() -> str | None:
+    """The storage root of the registry test_registry() started; None for $GDI_TEST_REGISTRY."""
+    with _shared_lock:
+        return None if _shared_registry is None else _shared_registry.storage
+
+
+def stop_test_registry() -> None:
+    """Stops the registry test_registry() started, if any (for unittest.addModuleCleanup)."""
+    global _shared_registry
+    with _shared_lock:
+        registry, _shared_registry = _shared_registry, None
+    if registry is not None:
+        registry.stop()
+        # A later registry may get the same port: what was pushed here is gone.
+        with _images_lock:
+            for reference in list(_pushed_variants):
+                if reference.startswith(registry.address + "/"):
+                    del _pushed_variants[reference]
+
+
+# --- a small base image with a shell ------------------------------------------------------
+
+BUSYBOX = "/bin/busybox"
+_VARIANT = re.compile(r"^[A-Za-z0-9._-]*$")
+
+_images_lock = threading.Lock()
+# reference -> the variant last pushed there by this process
+_pushed_variants: dict[str, str] = {}
+_built_references: set[str] = set()
+_built_ids: set[str] = set()
+
+
+def busybox_image(
+    registry: str, name: str = "gdi-test/busybox", tag: str = "1", variant: str = ""
+) -> str:
+    """Builds a busybox image, pushes it as <registry>/<name>:<tag>, and returns that name.
+
+    The image is `FROM scratch` with a static busybox as /bin/busybox and every applet
+    (/bin/sh, /bin/ls, ...) linked to it, so it serves as a base image with a shell
+    (`FROM <it>` then `RUN echo hi`). A non-empty `variant` ([A-Za-z0-9._-]) makes a
+    different image (an extra /variant file and a label) under the same name: call again
+    with another variant to move the tag, as a base image moves upstream (use a `name` of
+    the test's own then: another process may use the same registry). Built and pushed once
+    per process and reference, again only when the variant differs from the last one
+    pushed there; the local tags are removed at exit. Needs a static /bin/busybox
+    (busybox_problem() says why not).
+    """
+    if not _VARIANT.match(variant):
+        raise ValueError(f"variant must match {_VARIANT.pattern}: {variant!r}")
+    problem = busybox_problem()
+    if problem:
+        raise RuntimeError(problem)
+    reference = f"{registry}/{name}:{tag}"
+    with _images_lock:
+        if _pushed_variants.get(reference) == variant:
+            return reference
+        with tempfile.TemporaryDirectory(prefix="gdi-busybox-") as context:
+            _write_busybox_context(context, variant)
+            if not _built_references:
+                atexit.register(_remove_built_images)
+            _built_references.add(reference)
+            # The classic builder's cache makes a rebuild of a variant the same image.
+            built = _docker_or_raise("build", "--quiet", "--tag", reference, context)
+            _built_ids.add(built.stdout.strip())
+        _docker_or_raise("push", reference)
+        _pushed_variants[reference] = variant
+        return reference
+
+
+def busybox_problem() -> str | None:
+    """Why busybox_image cannot work here (no static busybox), or None."""
+    try:
+        with open(BUSYBOX, "rb") as file:
+            elf = file.read(1 << 16)
+    except OSError as error:
+        return f"no {BUSYBOX} ({error.strerror}; apt-get install busybox-static)"
+    if _has_program_interpreter(elf):
+        return f"{BUSYBOX} is dynamically linked: it cannot run in a scratch image"
+    return None
+
+
+def _has_program_interpreter(elf: bytes) -> bool:
+    """Whether a 64-bit little-endian ELF file names a dynamic loader (PT_INTERP)."""
+    if elf[:6] != b"\x7fELF\x02\x01":
+        return False  # not the layout read here: let docker tell
+    phoff, phentsize, phnum = (
+        int.from_bytes(elf[0x20:0x28], "little"),
+        int.from_bytes(elf[0x36:0x38], "little"),
+        int.from_bytes(elf[0x38:0x3A], "little"),
+    )
+    headers = (elf[phoff + i * phentsize : phoff + i * phentsize + 4] for i in range(phnum))
+    return any(int.from_bytes(kind, "little") == 3 for kind in headers)  # 3: PT_INTERP
+
+
+def _docker_or_raise(*args: str) -> subprocess.CompletedProcess[str]:
+    completed = docker(*args, check=False)
+    if completed.returncode != 0:
+        raise RuntimeError(
+            f"docker {' '.join(args)} failed ({completed.returncode}): {completed.stderr.strip()}"
+        )
+    return completed
+
+
+def _write_busybox_context(context: str, variant: str) -> None:
+    bin_dir = os.path.join(context, "rootfs", "bin")
+    os.makedirs(bin_dir)
+    shutil.copy2(BUSYBOX, os.path.join(bin_dir, "busybox"))
+    listed = subprocess.run([BUSYBOX, "--list"], capture_output=True, text=True, check=True)
+    for applet in {"sh", *listed.stdout.split()} - {"busybox"}:
+        os.symlink("busybox", os.path.join(bin_dir, applet))
+    # COPY of a directory keeps the links as links; nothing has to run in the build.
+    dockerfile = ["FROM scratch", "COPY rootfs/ /"]
+    if variant:
+        with open(os.path.join(context, "variant"), "w", encoding="utf-8") as file:
+            file.write(variant + "\n")
+        dockerfile += ["COPY variant /variant", f'LABEL gdi-test.variant="{variant}"']
+    with open(os.path.join(context, "Dockerfile"), "w", encoding="utf-8") as file:
+        file.write("\n".join(dockerfile) + "\n")
+
+
+def _remove_built_images() -> None:
+    with _images_lock:
+        references = sorted(_built_references)
+        ids = sorted(_built_ids)
+        _built_references.clear()
+        _built_ids.clear()
+        _pushed_variants.clear()
+    if references:
+        docker("image", "rm", *references, check=False)
+    # A variant whose tag moved on is left with only its pushed digests (repo@sha256:...)
+    # as names; remove those of our repositories, and the image goes with the last one.
+    repositories = {reference.rsplit(":", 1)[0] for reference in references}
+    digests: list[str] = []
+    for image in ids:
+        inspected = docker(
+            "image", "inspect", "--format", "{{json .RepoDigests}}", image, check=False
+        )
+        if inspected.returncode == 0:
+            names: list[str] = json.loads(inspected.stdout) or []
+            digests += [name for name in names if name.split("@", 1)[0] in repositories]
+    if digests:
+        docker("image", "rm", *digests, check=False)

@@ -9,6 +9,7 @@ import os
 import re
 import shutil
 import stat
+import sys
 import tempfile
 import unittest
 from collections.abc import Iterator, Sequence
@@ -101,6 +102,10 @@ class ScratchDirTestCase(unittest.TestCase):
             if name.startswith("FAKE_DOCKER_") and name != "FAKE_DOCKER_LOG":
                 self.set_env(**{name: None})
         self.set_env(DOCKER_CLI_EXPERIMENTAL=None)
+        # The recording docker's `env python3` finds this interpreter itself,
+        # not a version manager's shim (which costs a process start per call).
+        path = os.environ.get("PATH", "")
+        self.set_env(PATH=os.path.dirname(sys.executable) + os.pathsep + path)
 
     def set_env(self, **values: str | None) -> None:
         """Sets (or, for None, removes) environment variables for this test."""

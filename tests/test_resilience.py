@@ -30,7 +30,7 @@ class ResilienceTestCase(CliTestCase):
         self.probe = ["manifest", "inspect", "--insecure", self.image]
         self.build = self.build_argv(self.image)
         self.push, self.pull = ["push", self.image], ["pull", self.image]
-        self.tag = ["tag", self.image, "team/app"]
+        self.tag_argv = ["tag", self.image, "team/app"]
 
     def script(self, **answers: list[dict[str, Any]]) -> None:
         """Scripted answers of the recording docker, by command."""
@@ -51,7 +51,7 @@ class ConvergenceTest(ResilienceTestCase):
         result = self.run_tool()
         self.assertEqual(result.status, 0, result.stderr)
         self.assertEqual(
-            self.docker_argvs(), [self.probe, self.build, self.probe, self.pull, self.tag]
+            self.docker_argvs(), [self.probe, self.build, self.probe, self.pull, self.tag_argv]
         )
         self.assert_messages_include(
             result,
@@ -65,7 +65,7 @@ class ConvergenceTest(ResilienceTestCase):
         self.assertEqual(result.status, 0, result.stderr)
         self.assertEqual(
             self.docker_argvs(),
-            [self.probe, self.build, self.probe, self.push, self.probe, self.pull, self.tag],
+            [self.probe, self.build, self.probe, self.push, self.probe, self.pull, self.tag_argv],
         )
         self.assert_messages_include(
             result,
@@ -93,7 +93,7 @@ class RetryTest(ResilienceTestCase):
         self.assertEqual(result.status, 0, result.stderr)
         self.assertEqual(
             self.docker_argvs(),
-            [self.probe] * 3 + [self.build, self.probe, self.push, self.tag],
+            [self.probe] * 3 + [self.build, self.probe, self.push, self.tag_argv],
         )
         warnings = [line for line in result.log_messages() if "[WARNING]" in line]
         self.assertEqual(
@@ -130,7 +130,7 @@ class RetryTest(ResilienceTestCase):
         self.assertEqual(result.status, 0, result.stderr)
         self.assertEqual(
             self.docker_argvs(),
-            [self.probe, self.probe, self.build, self.probe, self.push, self.tag],
+            [self.probe, self.probe, self.build, self.probe, self.push, self.tag_argv],
         )
         self.assertIn(
             "get_docker_image [WARNING] - docker manifest inspect failed for a transient "
@@ -147,12 +147,12 @@ class RetryTest(ResilienceTestCase):
         self.assertEqual(result.status, 0, result.stderr)
         self.assertEqual(
             self.docker_argvs(),
-            [self.probe, self.build, self.probe, self.push, self.probe, self.push, self.tag],
+            [self.probe, self.build, self.probe, self.push, self.probe, self.push, self.tag_argv],
         )
         self.forget_docker_calls()
         result = self.run_tool()  # now the registry has it: a hit, whose pull is retried
         self.assertEqual(result.status, 0, result.stderr)
-        self.assertEqual(self.docker_argvs(), [self.probe, self.pull, self.pull, self.tag])
+        self.assertEqual(self.docker_argvs(), [self.probe, self.pull, self.pull, self.tag_argv])
 
 
 class LostBlobTest(ResilienceTestCase):
@@ -163,7 +163,7 @@ class LostBlobTest(ResilienceTestCase):
         self.assertEqual(result.status, 0, result.stderr)
         # No re-check before the push: the registry has the tag, broken.
         self.assertEqual(
-            self.docker_argvs(), [self.probe, self.pull, self.build, self.push, self.tag]
+            self.docker_argvs(), [self.probe, self.pull, self.build, self.push, self.tag_argv]
         )
         self.assertTrue(
             any("The registry's copy is broken" in line for line in result.log_messages())
@@ -242,7 +242,7 @@ class LayerCacheCallsTest(ResilienceTestCase):
                 self.push,
                 ["tag", self.image, cache],
                 ["push", cache],
-                self.tag,
+                self.tag_argv,
             ],
         )
         self.assert_messages_include(
@@ -254,7 +254,7 @@ class LayerCacheCallsTest(ResilienceTestCase):
         self.set_env(FAKE_DOCKER_HAS_IMAGE="1")
         result = self.run_tool("--layer-cache", "ci-cache")
         self.assertEqual(result.status, 0, result.stderr)
-        self.assertEqual(self.docker_argvs(), [self.probe, self.pull, self.tag])
+        self.assertEqual(self.docker_argvs(), [self.probe, self.pull, self.tag_argv])
 
     def test_layer_cache_needs_a_registry(self) -> None:
         result = self.run_tool("--layer-cache", registry=None)
