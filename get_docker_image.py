@@ -595,7 +595,9 @@ class ContentDigest:
             matcher = _read_dockerignore(path)
             self._walk(b".", root.st_mode, None, lambda *a: _list_as_docker(matcher, *a))
         else:
-            self._walk(path, root.st_mode, (os.path.realpath(path),), _list_following_links)
+            links = _LinkWalk(path)
+            self._walk(path, root.st_mode, (links.root_real,), links.list)
+            links.warn()
         self.progress.done()
 
     def _open_path(self, path: bytes) -> bytes:
@@ -784,71 +786,137 @@ class ContentDigest:
 _Lister = Callable[[bytes, int, bytes, object], _Listing]
 
 
-def _list_following_links(path: bytes, dir_fd: int, prefix: bytes, ancestry: object) -> _Listing:
-    """The original mode's listing: files, links not followed, subdirectories.
+class _LinkWalk:
+    """The original mode's listing of directories, which follows symlinks as
+    the original does, and notes what makes its tags vary from runner to
+    runner, for one warning each (docker mode has none of these)."""
 
-    Classified without opening anything: FIFOs, sockets and devices are skipped.
-    Entries share their directory's prefix, so ordering by name is ordering by
-    full path; and byte order of UTF-8 is the code point order that the
-    original's str sort gives. The state carried down is the resolved paths
-    of the directory and its ancestors, to tell links that make loops.
-    """
-    assert isinstance(ancestry, tuple)
-    files: list[bytes] = []
-    links: dict[bytes, int] = {}
-    dirs: list[tuple[bytes, int, object]] = []
-    try:
-        # By path, not by dir_fd: a bytes path gives bytes names, raw as on disk.
-        with os.scandir(path) as entries:
-            for entry in entries:
-                name = entry.name
-                if entry.is_file(follow_symlinks=False):
-                    files.append(name)
-                elif entry.is_dir(follow_symlinks=False):
-                    real_path = os.path.join(ancestry[-1], name)
-                    mode = entry.stat(follow_symlinks=False).st_mode
-                    dirs.append((name, mode, (*ancestry, real_path)))
-                elif entry.is_symlink():
-                    followed = _follow_symlink(dir_fd, name, prefix + name, ancestry)
-                    if followed is None:
-                        continue
-                    kind, mode, real_path = followed
-                    if kind == "dir":
-                        dirs.append((name, mode, (*ancestry, real_path)))
-                    else:
+    def __init__(self, root: bytes) -> None:
+        self.root_real = os.path.realpath(root)
+        self._real_paths: dict[tuple[int, int], bytes] = {}  # directory id -> resolved path
+        self._seen: set[tuple[int, int]] = set()  # directories walked
+        self.notes: dict[str, bytes] = {}  # what was noticed -> an example path
+
+    def list(self, path: bytes, dir_fd: int, prefix: bytes, ancestry: object) -> _Listing:
+        """Files, links not followed, and subdirectories of one directory.
+
+        Classified without opening anything: FIFOs, sockets and devices are
+        skipped. Entries share their directory's prefix, so ordering by name
+        is ordering by full path; and byte order of UTF-8 is the code point
+        order that the original's str sort gives. The state carried down is
+        the resolved paths of the directory and its ancestors, to tell links
+        that make loops.
+        """
+        assert isinstance(ancestry, tuple)
+        files: list[bytes] = []
+        links: dict[bytes, int] = {}
+        dirs: list[tuple[bytes, int, object]] = []
+        try:
+            # By path, not by dir_fd: a bytes path gives bytes names, raw as on disk.
+            with os.scandir(path) as entries:
+                for entry in entries:
+                    name = entry.name
+                    if entry.is_file(follow_symlinks=False):
                         files.append(name)
-                        if kind == "link":
-                            links[name] = mode
-    except OSError as error:
-        raise _input_error(error, path, "directory") from None
-    files.sort()
-    dirs.sort(key=lambda entry: entry[0])
-    return files, links, dirs
+                    elif entry.is_dir(follow_symlinks=False):
+                        status = entry.stat(follow_symlinks=False)
+                        if name == b".git":
+                            self.notes.setdefault("git", prefix + name)
+                        self._walked(status, prefix + name)
+                        real_path = os.path.join(ancestry[-1], name)
+                        dirs.append((name, status.st_mode, (*ancestry, real_path)))
+                    elif entry.is_symlink():
+                        followed = self._follow(dir_fd, name, prefix + name, ancestry)
+                        if followed is None:
+                            continue
+                        kind, mode, real_path = followed
+                        if kind == "dir":
+                            dirs.append((name, mode, (*ancestry, real_path)))
+                        else:
+                            files.append(name)
+                            if kind == "link":
+                                links[name] = mode
+        except OSError as error:
+            raise _input_error(error, path, "directory") from None
+        files.sort()
+        dirs.sort(key=lambda entry: entry[0])
+        return files, links, dirs
 
+    def _walked(self, status: os.stat_result, path: bytes) -> None:
+        key = (status.st_dev, status.st_ino)
+        if key in self._seen:
+            self.notes.setdefault("twice", path)
+        self._seen.add(key)
 
-def _follow_symlink(
-    dir_fd: int, name: bytes, path: bytes, ancestry: tuple[bytes, ...]
-) -> tuple[str, int, bytes] | None:
-    """What a symlink is hashed as, following it as the original does.
+    def _follow(
+        self, dir_fd: int, name: bytes, path: bytes, ancestry: tuple[bytes, ...]
+    ) -> tuple[str, int, bytes] | None:
+        """What a symlink is hashed as, following it as the original does.
 
-    Returns ("file", 0, b"") or ("dir", mode, resolved path) for a target the
-    walk follows; ("link", the link's own mode, b"") for a link hashed as
-    itself: one that cannot be followed (dangling, a loop of links, no access)
-    or whose target contains it (walking it would never end); None to skip it.
-    """
-    try:
-        target = os.stat(name, dir_fd=dir_fd)
-    except OSError:
-        target = None
-    if target is not None and stat.S_ISREG(target.st_mode):
-        return "file", 0, b""
-    if target is not None and not stat.S_ISDIR(target.st_mode):
-        return None
-    if target is not None:
-        real_path = os.path.realpath(path)
-        if not _contains_any(real_path, ancestry):
-            return "dir", target.st_mode, real_path
-    return "link", os.stat(name, dir_fd=dir_fd, follow_symlinks=False).st_mode, b""
+        Returns ("file", 0, b"") or ("dir", mode, resolved path) for a target
+        the walk follows; ("link", the link's own mode, b"") for a link hashed
+        as itself: one that cannot be followed (dangling, a loop of links, no
+        access) or whose target contains it (walking it would never end);
+        None to skip it.
+        """
+        try:
+            target = os.stat(name, dir_fd=dir_fd)
+        except OSError:
+            target = None
+        if target is not None and stat.S_ISREG(target.st_mode):
+            if not _contains_any(self.root_real, (self._link_target(dir_fd, name, ancestry),)):
+                self.notes.setdefault("outside", path)
+            return "file", 0, b""
+        if target is not None and not stat.S_ISDIR(target.st_mode):
+            return None
+        if target is not None:
+            # One realpath per directory, not per link: trees of links to the
+            # same few directories are common, and realpath costs a system
+            # call per path component.
+            key = (target.st_dev, target.st_ino)
+            real_path = self._real_paths.get(key)
+            if real_path is None:
+                real_path = self._real_paths[key] = os.path.realpath(path)
+            if not _contains_any(real_path, ancestry):
+                if not _contains_any(self.root_real, (real_path,)):
+                    self.notes.setdefault("outside", path)
+                self._walked(target, path)
+                return "dir", target.st_mode, real_path
+        return "link", os.stat(name, dir_fd=dir_fd, follow_symlinks=False).st_mode, b""
+
+    @staticmethod
+    def _link_target(dir_fd: int, name: bytes, ancestry: tuple[bytes, ...]) -> bytes:
+        """Where a link to a file points, near enough for a warning: its
+        target joined to its directory's resolved path (links within the
+        target's path are not resolved: that would cost a realpath)."""
+        try:
+            target = os.readlink(name, dir_fd=dir_fd)
+        except OSError:
+            return b""
+        return os.path.normpath(os.path.join(ancestry[-1], target))
+
+    def warn(self) -> None:
+        """One line for each thing noticed, each suggesting docker mode."""
+        hint = "--hash-mode docker would not hash it"
+        if "git" in self.notes:
+            _log.warning(
+                "The context holds a .git directory (%s): its files change with every "
+                "git command, and so does the tag; %s when .dockerignore lists it.",
+                _show(self.notes["git"]),
+                hint,
+            )
+        if "outside" in self.notes:
+            _log.warning(
+                "A symlink leads outside the context (%s): the tag hashes what it points "
+                "to on this runner; --hash-mode docker hashes the link itself.",
+                _show(self.notes["outside"]),
+            )
+        if "twice" in self.notes:
+            _log.warning(
+                "A directory is reached a second time through symlinks (%s) and hashed "
+                "again; --hash-mode docker hashes links as links.",
+                _show(self.notes["twice"]),
+            )
 
 
 def _contains_any(directory: bytes, paths: tuple[bytes, ...]) -> bool:

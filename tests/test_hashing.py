@@ -13,7 +13,7 @@ import socket
 
 from get_docker_image import compute_tag
 from tests.fixtures import CTX, DOCKERFILE, Dir, File, Link, build_tree
-from tests.helpers import ScratchDirTestCase
+from tests.helpers import ScratchDirTestCase, run_main
 
 FILE_644 = b"33188"
 DIR_755 = b"16877"
@@ -151,3 +151,42 @@ class UnhashableByOriginalTest(ScratchDirTestCase):
         for path in paths[1:]:
             self.addCleanup(os.rmdir, path)  # cleanups run last-in first-out
         self.assertEqual(self.tag(), tag_of(*(path.encode() + b" " + DIR_755 for path in paths)))
+
+
+class OriginalModeWarningTest(ScratchDirTestCase):
+    """What makes original-mode tags vary by runner gets one line each."""
+
+    def test_git_outside_links_and_twice_reached_directories(self) -> None:
+        build_tree(
+            self.root,
+            [
+                DOCKERFILE,
+                CTX,
+                Dir("ctx/.git"),
+                File("ctx/.git/HEAD", b"ref: refs/heads/main\n"),
+                Dir("ctx/sub"),
+                File("ctx/sub/f", b"f"),
+                Link("ctx/again", "sub"),
+                Link("ctx/passwd", "/etc/hostname"),
+            ],
+        )
+        result = run_main(["--context", "ctx", "--repository", "r", "--print-image-name"])
+        self.assertEqual(result.status, 0)
+        self.assertEqual(
+            result.log_messages(),
+            [
+                "get_docker_image [WARNING] - The context holds a .git directory ('ctx/.git'): "
+                "its files change with every git command, and so does the tag; "
+                "--hash-mode docker would not hash it when .dockerignore lists it.",
+                "get_docker_image [WARNING] - A symlink leads outside the context "
+                "('ctx/passwd'): the tag hashes what it points to on this runner; "
+                "--hash-mode docker hashes the link itself.",
+                "get_docker_image [WARNING] - A directory is reached a second time through "
+                "symlinks ('ctx/sub') and hashed again; --hash-mode docker hashes links as links.",
+            ],
+        )
+
+    def test_a_plain_context_gets_no_warning(self) -> None:
+        build_tree(self.root, [DOCKERFILE, CTX, Dir("ctx/sub"), File("ctx/sub/f", b"f")])
+        result = run_main(["--context", "ctx", "--repository", "r", "--print-image-name"])
+        self.assertEqual((result.status, result.stderr), (0, ""))
