@@ -1,0 +1,246 @@
+"""--hash-mode docker: what docker build receives, and nothing else."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from collections.abc import Callable
+from typing import Any
+from unittest import mock
+
+import get_docker_image
+from get_docker_image import compute_tag, stream_header
+from tests.fixtures import CTX, DOCKERFILE, Dir, Fifo, File, Link, build_tree
+from tests.helpers import ScratchDirTestCase, run_main
+
+
+def sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+class DockerModeTestCase(ScratchDirTestCase):
+    def explain(self, *options: str, context: str = "ctx") -> list[dict[str, Any]]:
+        result = run_main(
+            ["--context", context, "--repository", "r", "--hash-mode", "docker", "--explain",
+             "json", *options]
+        )  # fmt: skip
+        self.assertEqual(result.status, 0, result.stderr)
+        return [json.loads(line) for line in result.stdout.splitlines()]
+
+    def tag(self, context: str = "ctx", dockerfile: str = "Dockerfile") -> str:
+        return compute_tag("", dockerfile, context, hash_mode="docker")
+
+
+class DockerModeTest(DockerModeTestCase):
+    def setUp(self) -> None:
+        super().setUp()
+        build_tree(
+            self.root,
+            [
+                DOCKERFILE,
+                CTX,
+                File("ctx/.dockerignore", b"# build outputs\n.git\n*.log\n!keep.log\ndocs/\n"),
+                File("ctx/app.py", b"print(1)\n", 0o755),
+                File("ctx/debug.log", b"noise"),
+                File("ctx/keep.log", b"kept"),
+                Dir("ctx/.git", 0o755),
+                File("ctx/.git/HEAD", b"ref\n"),
+                Dir("ctx/docs"),
+                File("ctx/docs/index.md", b"# docs\n"),
+                Dir("ctx/empty", 0o700),
+                Link("ctx/to-usr", "/usr"),
+                Link("ctx/dangling", "missing"),
+                Fifo("ctx/pipe"),
+            ],
+        )
+
+    def test_explain_json_lists_what_docker_receives(self) -> None:
+        ignore = b"# build outputs\n.git\n*.log\n!keep.log\ndocs/\n"
+        self.assertEqual(
+            self.explain(),
+            [
+                {"kind": "args", "text": ""},
+                {
+                    "kind": "dockerfile",
+                    "path": "Dockerfile",
+                    "mode": 0o644,
+                    "size": len(DOCKERFILE.data),
+                    "sha256": sha(DOCKERFILE.data),
+                },
+                {"kind": "dir", "path": ".", "mode": 0o755},
+                {
+                    "kind": "file",
+                    "path": ".dockerignore",
+                    "mode": 0o644,
+                    "size": len(ignore),
+                    "sha256": sha(ignore),
+                },
+                {"kind": "file", "path": "app.py", "mode": 0o755, "size": 9, "sha256": sha(b"print(1)\n")},
+                {"kind": "link", "path": "dangling", "mode": 0o777, "size": 7, "sha256": sha(b"missing"), "target": "missing"},
+                {"kind": "file", "path": "keep.log", "mode": 0o644, "size": 4, "sha256": sha(b"kept")},
+                {"kind": "link", "path": "to-usr", "mode": 0o777, "size": 4, "sha256": sha(b"/usr"), "target": "/usr"},
+                {"kind": "dir", "path": "empty", "mode": 0o700},
+                {"image": f"r:{self.tag()}"},
+            ],
+        )  # fmt: skip
+
+    def test_every_spelling_of_the_context_gives_the_same_tag(self) -> None:
+        tags = {self.tag(context) for context in ("ctx", "./ctx", "ctx/", os.path.abspath("ctx"))}
+        os.chdir("ctx")
+        tags.add(self.tag(".", "../Dockerfile"))
+        self.assertEqual(len(tags), 1)
+
+    def test_ignored_entries_change_nothing_and_are_not_read(self) -> None:
+        before = self.tag()
+        with open("ctx/.git/HEAD", "ab") as file:
+            file.write(b"moved\n")
+        with open("ctx/debug.log", "ab") as file:
+            file.write(b"more\n")
+        os.chmod("ctx/.git", 0o000)  # unreadable: it must not be opened at all
+        self.addCleanup(os.chmod, "ctx/.git", 0o755)
+        self.assertEqual(self.tag(), before)
+
+    def test_what_docker_receives_changes_the_tag(self) -> None:
+        changes: list[Callable[[], object]] = [
+            lambda: os.chmod("ctx/app.py", 0o644),
+            lambda: os.chmod("ctx/empty", 0o755),
+            lambda: os.rmdir("ctx/empty"),
+            lambda: os.replace("ctx/keep.log", "ctx/kept.log.txt"),
+            lambda: os.replace("ctx/dangling", "ctx/to-usr"),
+            lambda: self.write("ctx/.dockerignore", b".git\n"),
+            lambda: self.write("Dockerfile", b"FROM scratch\n"),
+        ]
+        tags = {self.tag()}
+        for change in changes:
+            with self.subTest(len(tags)):
+                change()
+                tag = self.tag()
+                self.assertNotIn(tag, tags)
+                tags.add(tag)
+
+    def test_modes_other_than_permissions_and_times_do_not_count(self) -> None:
+        before = self.tag()
+        os.utime("ctx/app.py", (1, 1))
+        os.utime("Dockerfile", (1, 1))
+        os.chmod("Dockerfile", 0o600)  # docker reads its text only
+        self.assertEqual(self.tag(), before)
+
+    def write(self, path: str, data: bytes) -> None:
+        with open(path, "wb") as file:
+            file.write(data)
+
+    def test_a_dockerignore_that_lists_the_dockerfile(self) -> None:
+        self.write("ctx/Dockerfile", b"FROM scratch\n")
+        self.write("ctx/.dockerignore", b"Dockerfile\n.dockerignore\n")
+        entries = self.explain("--dockerfile", "ctx/Dockerfile")
+        self.assertEqual(entries[1]["kind"], "dockerfile")
+        self.assertNotIn("Dockerfile", [entry.get("path") for entry in entries[2:]])
+        self.assertNotIn(".dockerignore", [entry.get("path") for entry in entries[2:]])
+
+    def test_an_exception_inside_an_excluded_directory(self) -> None:
+        self.write("ctx/.dockerignore", b"docs\n!docs/index.md\n")
+        paths = [entry.get("path") for entry in self.explain()]
+        self.assertIn("docs/index.md", paths)
+        self.assertNotIn("docs", paths)  # docker sends the file, not its directory
+
+    def test_a_bad_pattern_is_a_one_line_error(self) -> None:
+        self.write("ctx/.dockerignore", b"[\n")
+        result = run_main(["--context", "ctx", "--repository", "r", "--hash-mode", "docker"])
+        self.assertEqual(result.status, 1)
+        self.assertEqual(len(result.log_messages()), 1, result.stderr)
+        self.assertIn("[ERROR] - 'ctx/.dockerignore': ", result.log_messages()[0])
+
+
+class TagSeparationTest(DockerModeTestCase):
+    def test_non_default_tags_start_with_a_header_no_original_stream_has(self) -> None:
+        self.assertEqual(stream_header("original", False), b"")
+        headers = {
+            stream_header("docker", False),
+            stream_header("original", True),
+            stream_header("docker", True),
+        }
+        self.assertEqual(len(headers), 3)
+        for header in headers:
+            self.assertTrue(header.startswith(b"\0"))
+
+    def test_docker_mode_tag_differs_from_the_original(self) -> None:
+        build_tree(self.root, [DOCKERFILE, CTX, File("ctx/f", b"f")])
+        self.assertNotEqual(self.tag(), compute_tag("", "Dockerfile", "ctx"))
+
+
+class LinkHeavyTreeTest(DockerModeTestCase):
+    def test_links_are_not_followed(self) -> None:
+        """25 directories, each with two links to the next: 2**25 paths when
+        followed, 75 entries as docker sends them."""
+        nodes: list[Any] = [DOCKERFILE, CTX]
+        for level in range(25):
+            nodes.append(Dir(f"ctx/d{level}"))
+            nodes += [
+                Link(f"ctx/d{level}/a", f"../d{level + 1}"),
+                Link(f"ctx/d{level}/b", f"../d{level + 1}"),
+            ]
+        build_tree(self.root, nodes)
+        started = time.monotonic()
+        entries = self.explain()
+        self.assertLess(time.monotonic() - started, 5)
+        self.assertEqual(len(entries), 2 + 1 + 25 * 3 + 1)
+
+
+class ProgressTest(ScratchDirTestCase):
+    def test_long_hashing_reports_progress_and_a_summary(self) -> None:
+        build_tree(
+            self.root, [DOCKERFILE, CTX, *(File(f"ctx/f{n}", b"x" * 100) for n in range(130))]
+        )
+        with (
+            mock.patch.object(get_docker_image, "PROGRESS_AFTER_SECONDS", 0.0),
+            mock.patch.object(get_docker_image, "PROGRESS_EVERY_SECONDS", 0.0),
+        ):
+            result = run_main(["--context", "ctx", "--repository", "r", "--print-image-name"])
+        messages = result.log_messages()
+        self.assertRegex(
+            messages[0],
+            r"^get_docker_image \[INFO\] - Hashing: 64 files, 6\.3 kB so far \(\S+ \S+/s\)$",
+        )
+        self.assertRegex(
+            messages[1], r"^get_docker_image \[INFO\] - Hashing: 128 files, 12\.7 kB so far"
+        )
+        self.assertRegex(
+            messages[2], r"^get_docker_image \[INFO\] - Hashed 131 files, 13\.0 kB in \d+\.\d s$"
+        )
+        self.assertEqual(len(messages), 3)
+
+    def test_fast_hashing_is_quiet(self) -> None:
+        build_tree(self.root, [DOCKERFILE, CTX, File("ctx/f", b"f")])
+        result = run_main(["--context", "ctx", "--repository", "r", "--print-image-name"])
+        self.assertEqual(result.stderr, "")
+
+
+class ExplainTest(ScratchDirTestCase):
+    def test_explain_handles_files_of_64_kib_and_more(self) -> None:
+        sizes = (65535, 65536, 65537, 5 * 1024 * 1024 + 3)
+        data = {size: os.urandom(size) for size in sizes}
+        build_tree(
+            self.root, [DOCKERFILE, CTX, *(File(f"ctx/f{size}", data[size]) for size in sizes)]
+        )
+        for form in ("text", "json"):
+            with self.subTest(form):
+                result = run_main(["--context", "ctx", "--repository", "r", "--explain", form])
+                self.assertEqual(result.status, 0, result.stderr)
+                for size in sizes:
+                    self.assertIn(str(size), result.stdout)
+                    self.assertIn(sha(data[size]), result.stdout)
+                name = run_main(["--context", "ctx", "--repository", "r", "--print-image-name"])
+                self.assertIn(name.stdout.strip(), result.stdout.splitlines()[-1])
+
+    def test_json_and_text_forms_list_the_same_inputs(self) -> None:
+        build_tree(self.root, [DOCKERFILE, CTX, File("ctx/a", b"a", 0o600), Link("ctx/l", "a")])
+        base = ["--context", "ctx", "--repository", "r", "--explain"]
+        text = run_main(base).stdout.splitlines()
+        entries = [json.loads(line) for line in run_main([*base, "json"]).stdout.splitlines()]
+        self.assertEqual(len(text), len(entries))
+        self.assertEqual(entries[0], {"kind": "args", "text": ""})
+        self.assertEqual(entries[1]["kind"], "file")  # as the original hashes it: a file
+        self.assertEqual(entries[2], {"kind": "dir", "path": "ctx", "mode": 0o40755})
+        self.assertEqual(text[-1], f"image  {entries[-1]['image']}")
