@@ -256,7 +256,8 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     output.add_argument(
         "--print-image-name",
         action="store_true",
-        help="Print the full image name on stdout and exit, without running docker.",
+        help="Print the full image name on stdout and exit, without running docker "
+        "(but for --hash-base-images, which asks the registries).",
     )
     output.add_argument(
         "--explain",
@@ -264,7 +265,8 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
         const="text",
         choices=("text", "json"),
         help="Print on stdout every input of the digest in hash order, then the image "
-        "name, without running docker; json: one JSON object per line.",
+        "name, without running docker (as for --print-image-name); json: one JSON "
+        "object per line.",
     )
     parser.add_argument("--debug", action="store_true", help="Show a traceback on internal errors.")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
