@@ -269,6 +269,14 @@ class Checkout:
         self.cwd = os.path.join(self.root, self.case.cwd)
 
 
+def read_json_lines(path: str) -> list[dict[str, Any]]:
+    """The objects of a JSON-lines file (the recording docker's log); [] if none."""
+    if not os.path.exists(path):
+        return []
+    with open(path, encoding="utf-8") as file:
+        return [json.loads(line) for line in file]
+
+
 def run_with_fake_docker(
     script: str, case: Case, options: Sequence[str], scenario: Mapping[str, str] | None = None
 ) -> tuple[int, list[dict[str, Any]]]:
@@ -294,10 +302,7 @@ def run_with_fake_docker(
             stderr=subprocess.DEVNULL,
             check=False,
         )
-        calls = []
-        if os.path.exists(log_path):
-            with open(log_path, encoding="utf-8") as log:
-                calls = [json.loads(line) for line in log]
+        calls = read_json_lines(log_path)
         for call in calls:
             same = call["cwd"] == os.path.realpath(checkout.cwd)
             call["cwd"] = "same" if same else "elsewhere: " + call["cwd"]

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import json
 import os
 import re
 import shutil
@@ -18,13 +17,15 @@ from typing import Any
 from unittest import mock
 
 import get_docker_image
+from tests.fixtures import read_json_lines
 
 TESTS_DIR = os.path.dirname(os.path.abspath(__file__))
 REPO_DIR = os.path.dirname(TESTS_DIR)
 SCRIPT = os.path.join(REPO_DIR, "get_docker_image.py")
 
 # Log records start with a timestamp; tests compare what follows it.
-LOG_TIMESTAMP = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} ")
+TIMESTAMP_PATTERN = r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}"
+LOG_TIMESTAMP = re.compile(rf"^{TIMESTAMP_PATTERN} ")
 
 
 @dataclass(frozen=True)
@@ -124,10 +125,7 @@ class ScratchDirTestCase(unittest.TestCase):
 
     def docker_calls(self) -> list[dict[str, Any]]:
         """The calls fake docker recorded, each {"argv", "DOCKER_CLI_EXPERIMENTAL", "cwd"}."""
-        if not os.path.exists(self.calls_path):
-            return []
-        with open(self.calls_path, encoding="utf-8") as log:
-            return [json.loads(line) for line in log]
+        return read_json_lines(self.calls_path)
 
     def docker_argvs(self) -> list[list[str]]:
         return [call["argv"] for call in self.docker_calls()]

@@ -30,9 +30,8 @@ import uuid
 from collections.abc import Mapping
 
 from tests.e2e_support import busybox_image, e2e_problem, test_registry
-from tests.helpers import REPO_DIR, remove_tree
+from tests.helpers import SCRIPT, remove_tree
 
-SCRIPT = os.path.join(REPO_DIR, "get_docker_image.py")
 BUILDKIT_DOCKER = "/usr/bin/docker"  # Debian's docker.io client: BuildKit built in
 CACHE_TAG = "latest"  # --layer-cache's default
 EXPENSIVE = "RUN sleep 1 && head -c 1000000 /dev/urandom > /big"

@@ -14,7 +14,7 @@ import unittest
 from types import FrameType
 from unittest import mock
 
-from tests.helpers import REPO_DIR, redirect_fds
+from tests.helpers import REPO_DIR, TIMESTAMP_PATTERN, redirect_fds
 from util import format_command, run
 
 PRINT_BOTH = "import sys; print('to stdout'); print('to stderr', file=sys.stderr)"
@@ -126,7 +126,7 @@ class LoggerTest(unittest.TestCase):
             "log.debug('details')\n"
             "get_logger('other').info('hello')\n"
         )
-        timestamp = r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}"
+        timestamp = TIMESTAMP_PATTERN
         self.assertRegex(
             stderr,
             re.compile(
