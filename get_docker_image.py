@@ -595,7 +595,11 @@ class ContentDigest:
         if self._docker_mode:
             self._context = path
             matcher = _read_dockerignore(path)
-            self._walk(b".", root.st_mode, None, lambda *a: _list_as_docker(matcher, *a))
+            # The root's own mode is not part of what docker copies (COPY . /x/
+            # makes /x 0755 whatever it is): hashing it would make the umask
+            # of the checkout change the tag.
+            root_mode = stat.S_IFDIR
+            self._walk(b".", root_mode, None, lambda *a: _list_as_docker(matcher, *a))
         else:
             links = _LinkWalk(path)
             self._walk(path, root.st_mode, (links.root_real,), links.list)

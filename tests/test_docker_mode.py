@@ -69,7 +69,7 @@ class DockerModeTest(DockerModeTestCase):
                     "size": len(DOCKERFILE.data),
                     "sha256": sha(DOCKERFILE.data),
                 },
-                {"kind": "dir", "path": ".", "mode": 0o755},
+                {"kind": "dir", "path": ".", "mode": 0},
                 {
                     "kind": "file",
                     "path": ".dockerignore",
