@@ -697,6 +697,13 @@ def _parse_platform(spec: str, default: tuple[str, str, str]) -> tuple[str, str,
     return (os_name, *_normalize_arch(parts[1], parts[2] if len(parts) > 2 else ""))
 
 
+def normalize_platform(spec: str) -> tuple[str, str, str]:
+    """(os, architecture, variant) as docker compares platforms: lower case,
+    aliases (x86_64 -> amd64, aarch64 and arm64/v8 -> arm64, arm -> arm/v7),
+    an architecture alone meaning linux/<arch>, the first of a list."""
+    return _parse_platform(spec.partition(",")[0], ("linux", "", ""))
+
+
 def _format_platform(platform: tuple[str, str, str]) -> str:
     return "/".join(part for part in platform if part)
 

@@ -1352,10 +1352,24 @@ class Docker:
         try:
             return self.retrying(attempt, "docker manifest inspect")
         except StepFailed as failure:
-            raise DockerError(f"cannot resolve base image {name!r}: {failure}") from None
+            first = name.split("/", 1)[0]
+            host = first if "/" in name and is_registry_host(first) else "docker.io"
+            hint = registry_hint(failure.probe, host, self.retries + 1)
+            raise DockerError(f"cannot resolve base image {name!r}: {failure}{hint}") from None
 
     def engine_platform(self) -> str:
-        completed = self.run("version", "--format", "{{.Server.Os}}/{{.Server.Arch}}", capture=True)
+        try:
+            completed = self.run(
+                "version",
+                "--format",
+                "{{.Server.Os}}/{{.Server.Arch}}",
+                capture=True,
+                timeout=self.probe_timeout,
+            )
+        except subprocess.TimeoutExpired:
+            raise DockerError(
+                f"the docker engine gave no platform within {self.probe_timeout:g} s"
+            ) from None
         platform = (completed.stdout or "").strip()
         if completed.returncode != 0 or not platform:
             message = one_line(completed.stderr or "")
@@ -1366,20 +1380,27 @@ class Docker:
         return self.run("image", "inspect", image, quiet=True).returncode == 0
 
 
+def registry_hint(probe: Probe, host: str, tries: int) -> str:
+    """What to add to docker's words when a registry cannot be used."""
+    if probe is Probe.UNREACHABLE:
+        return " (is the registry up and reachable?)"
+    if probe is Probe.UNAUTHORIZED:
+        return f" (are you logged in? docker login {host})"
+    if probe is Probe.TRANSIENT:
+        return f" (tried {tries} times)"
+    return ""
+
+
 def raise_for_probe(probe: Probe, message: str, image: str, tries: int) -> None:
     """Stops before building when the registry cannot be used."""
     host = image.split("/", 1)[0]
+    hint = registry_hint(probe, host, tries)
     if probe is Probe.UNREACHABLE:
-        raise DockerError(
-            f"cannot reach registry {host}: {message} (is the registry up and reachable?)"
-        )
+        raise DockerError(f"cannot reach registry {host}: {message}{hint}")
     if probe is Probe.UNAUTHORIZED:
-        raise DockerError(
-            f"registry {host} refused our credentials: {message} "
-            f"(are you logged in? docker login {host})"
-        )
+        raise DockerError(f"registry {host} refused our credentials: {message}{hint}")
     if probe is Probe.TRANSIENT:
-        raise DockerError(f"registry {host} kept failing: {message} (tried {tries} times)")
+        raise DockerError(f"registry {host} kept failing: {message}{hint}")
 
 
 # --- Base images ----------------------------------------------------------
@@ -1407,19 +1428,13 @@ def resolve_base_images(docker: Docker, options: Options) -> list[BaseImageDiges
         raise _input_error(error, options.dockerfile, "Dockerfile") from None
     build_args, other_args = options.split_build_args()
     all_args = [*build_args, *other_args]
-    engine: list[str] = []
-
-    def engine_platform() -> str:
-        if not engine:
-            engine.append(docker.engine_platform())
-        return engine[0]
-
+    engine_platform = docker.engine_platform()  # BUILDPLATFORM, and the default
     try:
         images = dockerfile_from.base_images(
             text,
             dockerfile_from.build_arg_values(all_args, os.environ),
             dockerfile_from.build_platform(all_args, os.environ),
-            engine_platform(),
+            engine_platform,
             target=dockerfile_from.build_target(all_args),
         )
     except dockerfile_from.DockerfileError as error:
@@ -1431,7 +1446,7 @@ def resolve_base_images(docker: Docker, options: Options) -> list[BaseImageDiges
             resolved.append(BaseImageDigest(image.name, digest, None))
             continue
         manifest = docker.inspect_manifest(image.name)
-        platform = image.platform or engine_platform()
+        platform = image.platform or engine_platform
         digest, chosen = choose_manifest(image.name, manifest, platform)
         resolved.append(BaseImageDigest(image.name, digest, chosen))
     return resolved
@@ -1447,19 +1462,15 @@ def choose_manifest(name: str, verbose_json: str, platform: str) -> tuple[str, s
         raise DockerError(f"cannot resolve base image {name!r}: docker printed no JSON") from None
     if isinstance(parsed, dict):
         return str(parsed["Descriptor"]["digest"]), None
-    wanted = _platform_parts(platform)
+    normalize = _optional_module("dockerfile_from", "--hash-base-images").normalize_platform
+    wanted = normalize(platform)
     for entry in parsed:
         found = entry.get("Descriptor", {}).get("platform") or {}
         parts = (found.get("os", ""), found.get("architecture", ""), found.get("variant", ""))
-        if parts[:2] == wanted[:2] and (not wanted[2] or parts[2] == wanted[2]):
+        os_name, arch, variant = normalize("/".join(part for part in parts if part))
+        if (os_name, arch) == wanted[:2] and (not wanted[2] or variant == wanted[2]):
             return str(entry["Descriptor"]["digest"]), platform
     raise DockerError(f"base image {name!r} has no manifest for platform {platform}")
-
-
-def _platform_parts(platform: str) -> tuple[str, str, str]:
-    os_name, _, rest = platform.partition("/")
-    arch, _, variant = rest.partition("/")
-    return os_name, arch, variant
 
 
 # --- Getting the image ----------------------------------------------------

@@ -102,7 +102,12 @@ def run(
                 out_bytes, err_bytes = process.communicate(timeout=timeout)
                 out = _text(out_bytes) if capture else None
                 err = _text(err_bytes) if capture else None
-        except BaseException:  # Ctrl-C, termination, timeout: nothing may outlive us
+        except subprocess.TimeoutExpired:  # nothing to clean up: no grace
+            _stop(process, grace=0)
+            if tee:
+                tee.finish()
+            raise
+        except BaseException:  # Ctrl-C, termination: nothing may outlive us
             _stop(process)
             if tee:
                 tee.finish()
@@ -158,12 +163,12 @@ def _reap_group(pgid: int) -> None:
     _signal_group(pgid, signal.SIGKILL)
 
 
-def _stop(process: subprocess.Popen[bytes]) -> None:
+def _stop(process: subprocess.Popen[bytes], grace: float = STOP_GRACE_SECONDS) -> None:
     """Asks the child's process group to stop, kills it if it takes too long
     (or if we are interrupted again meanwhile), and reaps the child."""
     try:
         if _signal_group(process.pid, signal.SIGTERM):
-            deadline = time.monotonic() + STOP_GRACE_SECONDS
+            deadline = time.monotonic() + grace
             while time.monotonic() < deadline:
                 # The group is gone once its last member exits; the child may
                 # exit first, leaving members that still hold up the group.
