@@ -602,7 +602,7 @@ class ContentDigest:
             self._walk(b".", root_mode, None, lambda *a: _list_as_docker(matcher, *a))
         else:
             links = _LinkWalk(path)
-            self._walk(path, root.st_mode, (links.root_real,), links.list)
+            self._walk(path, root.st_mode, links.root_state(), links.list)
             links.warn()
         self.progress.done()
 
@@ -803,7 +803,10 @@ class _LinkWalk:
         self._seen: set[tuple[int, int]] = set()  # directories walked
         self.notes: dict[str, bytes] = {}  # what was noticed -> an example path
 
-    def list(self, path: bytes, dir_fd: int, prefix: bytes, ancestry: object) -> _Listing:
+    def root_state(self) -> _Ancestry:
+        return _Ancestry(self.root_real, _ancestry_entry(self.root_real))
+
+    def list(self, path: bytes, dir_fd: int, prefix: bytes, state: object) -> _Listing:
         """Files, links not followed, and subdirectories of one directory.
 
         Classified without opening anything: FIFOs, sockets and devices are
@@ -813,15 +816,17 @@ class _LinkWalk:
         the resolved paths of the directory and its ancestors, to tell links
         that make loops.
         """
-        assert isinstance(ancestry, tuple)
+        assert isinstance(state, _Ancestry)
         files: list[bytes] = []
         links: dict[bytes, int] = {}
         dirs: list[tuple[bytes, int, object]] = []
         try:
-            # By path, not by dir_fd: a bytes path gives bytes names, raw as on disk.
-            with os.scandir(path) as entries:
+            # By dir_fd, not by path: the kernel need not resolve the path
+            # (and the links in it) again. Names come as str; fsencode gives
+            # back their raw bytes.
+            with os.scandir(dir_fd) as entries:
                 for entry in entries:
-                    name = entry.name
+                    name = os.fsencode(entry.name)
                     if entry.is_file(follow_symlinks=False):
                         files.append(name)
                     elif entry.is_dir(follow_symlinks=False):
@@ -829,15 +834,14 @@ class _LinkWalk:
                         if name == b".git":
                             self.notes.setdefault("git", prefix + name)
                         self._walked(status, prefix + name)
-                        real_path = os.path.join(ancestry[-1], name)
-                        dirs.append((name, status.st_mode, (*ancestry, real_path)))
+                        dirs.append((name, status.st_mode, state.child(name)))
                     elif entry.is_symlink():
-                        followed = self._follow(dir_fd, name, prefix + name, ancestry)
+                        followed = self._follow(dir_fd, name, prefix + name, state)
                         if followed is None:
                             continue
                         kind, mode, real_path = followed
                         if kind == "dir":
-                            dirs.append((name, mode, (*ancestry, real_path)))
+                            dirs.append((name, mode, state.followed(real_path)))
                         else:
                             files.append(name)
                             if kind == "link":
@@ -855,7 +859,7 @@ class _LinkWalk:
         self._seen.add(key)
 
     def _follow(
-        self, dir_fd: int, name: bytes, path: bytes, ancestry: tuple[bytes, ...]
+        self, dir_fd: int, name: bytes, path: bytes, state: _Ancestry
     ) -> tuple[str, int, bytes] | None:
         """What a symlink is hashed as, following it as the original does.
 
@@ -870,7 +874,7 @@ class _LinkWalk:
         except OSError:
             target = None
         if target is not None and stat.S_ISREG(target.st_mode):
-            if not _contains_any(self.root_real, (self._link_target(dir_fd, name, ancestry),)):
+            if not _contains(self.root_real, self._link_target(dir_fd, name, state.real_path)):
                 self.notes.setdefault("outside", path)
             return "file", 0, b""
         if target is not None and not stat.S_ISDIR(target.st_mode):
@@ -883,15 +887,15 @@ class _LinkWalk:
             real_path = self._real_paths.get(key)
             if real_path is None:
                 real_path = self._real_paths[key] = os.path.realpath(path)
-            if not _contains_any(real_path, ancestry):
-                if not _contains_any(self.root_real, (real_path,)):
+            if not state.contains_any(real_path):
+                if not _contains(self.root_real, real_path):
                     self.notes.setdefault("outside", path)
                 self._walked(target, path)
                 return "dir", target.st_mode, real_path
         return "link", os.stat(name, dir_fd=dir_fd, follow_symlinks=False).st_mode, b""
 
     @staticmethod
-    def _link_target(dir_fd: int, name: bytes, ancestry: tuple[bytes, ...]) -> bytes:
+    def _link_target(dir_fd: int, name: bytes, dir_real_path: bytes) -> bytes:
         """Where a link to a file points, near enough for a warning: its
         target joined to its directory's resolved path (links within the
         target's path are not resolved: that would cost a realpath)."""
@@ -899,7 +903,7 @@ class _LinkWalk:
             target = os.readlink(name, dir_fd=dir_fd)
         except OSError:
             return b""
-        return os.path.normpath(os.path.join(ancestry[-1], target))
+        return os.path.normpath(os.path.join(dir_real_path, target))
 
     def warn(self) -> None:
         """One line for each thing noticed, each suggesting docker mode."""
@@ -925,10 +929,35 @@ class _LinkWalk:
             )
 
 
-def _contains_any(directory: bytes, paths: tuple[bytes, ...]) -> bool:
-    """Whether `directory` is, or is an ancestor of, any of `paths`."""
-    prefix = directory if directory.endswith(b"/") else directory + b"/"
-    return any(path == directory or path.startswith(prefix) for path in paths)
+class _Ancestry(NamedTuple):
+    """The resolved path of a directory the walk is in, and those of it and
+    its ancestors on the walk, to tell links that make loops: one string
+    searched in C, not a tuple walked in Python (trees of links are deep)."""
+
+    real_path: bytes
+    entries: bytes  # _ancestry_entry() of each
+
+    def child(self, name: bytes) -> _Ancestry:
+        real_path = os.path.join(self.real_path, name)
+        return _Ancestry(real_path, self.entries + _ancestry_entry(real_path))
+
+    def followed(self, real_path: bytes) -> _Ancestry:
+        return _Ancestry(real_path, self.entries + _ancestry_entry(real_path))
+
+    def contains_any(self, directory: bytes) -> bool:
+        """Whether `directory` is, or is an ancestor of, any of these paths."""
+        return b"\0" + directory.rstrip(b"/") + b"/" in self.entries
+
+
+def _ancestry_entry(real_path: bytes) -> bytes:
+    # Paths hold no NUL: b"\0/a/b/" is found by b"\0/a/" (an ancestor) and by
+    # b"\0/a/b/" (itself), and not by b"\0/a/bc/".
+    return b"\0" + real_path.rstrip(b"/") + b"/"
+
+
+def _contains(directory: bytes, path: bytes) -> bool:
+    """Whether `directory` is, or is an ancestor of, `path`."""
+    return _Ancestry(path, _ancestry_entry(path)).contains_any(directory)
 
 
 def _read_dockerignore(context: bytes) -> dockerignore.PatternMatcher:
@@ -966,9 +995,9 @@ def _list_as_docker(
     dirs: list[tuple[bytes, int, object]] = []
     parent_info = parent if isinstance(parent, tuple) else None
     try:
-        with os.scandir(path) as entries:
+        with os.scandir(dir_fd) as entries:  # by fd, as in _LinkWalk.list
             for entry in entries:
-                name = entry.name
+                name = os.fsencode(entry.name)
                 relative = os.fsdecode(prefix + name)
                 excluded, info = matcher.matches(relative, parent_info)
                 mode = entry.stat(follow_symlinks=False).st_mode

@@ -5,16 +5,19 @@ Builds synthetic build contexts in a temporary directory, then for each prints
 one row: files, bytes, seconds, GB/s, microseconds per file (in all, and beyond
 the hashing itself), the peak RSS of the measuring process, and the share of
 the floor's speed reached. The floor is one hashlib.sha256 pass over the same
-number of bytes already in memory, measured in the same run, so the ratio is
-comparable across machines while the seconds are not.
+number of bytes already in memory, measured in the same run (the fastest of
+passes before each case and after the last), so the ratio is comparable
+across machines while the seconds are not.
 
 Each case is measured in a fresh child process (so its peak RSS is its own):
 one warm-up run (it also fills the page cache), then the median of --runs.
 
-With --reference PATH/get_docker_image.py it also times whole CLI runs of the
-original and of this tool, alternating (ratios come from one run: the medians
-of interleaved runs, so that a noisy machine slows both alike), and checks in
-the warm-up run that both compute the same tag:
+Then whole CLI runs, each case's commands alternating (ratios come from one
+run: medians of interleaved runs, so that a noisy machine slows all alike),
+with wall-clock and CPU seconds (user and system, with the processes it waits
+for: on a shared VM the wall clock also counts the wait for a core); the warm-up
+run also checks that both compute the same tag. With --reference
+PATH/get_docker_image.py, the original against this tool:
 
 - on the same synthetic trees, with `true` standing in for docker (both make
   the same three calls: probe, pull, tag);
@@ -22,19 +25,21 @@ the warm-up run that both compute the same tag:
   repository's own files (a checkout: no .git, no caches), a generated
   "typical CI context" (scripts, requirements files, a few MB-sized archives:
   about 36 MB), and a tiny one (3 files); with the interpreter's start-up
-  alone and `--help` for scale. There start-up dominates, not hashing;
-- on link-heavy trees: D directories, each holding two symlinks to the next
-  (about 2**(D+2) directories when the links are followed, as the original
-  and the default `--hash-mode original` must); the original against the
-  default mode at depths the original can finish, and `--hash-mode docker`
-  (links hashed as links) at depth 25. This tool runs with
-  --print-image-name (no docker), the original with `true` as docker.
+  alone and `--help` for scale. There start-up dominates, not hashing.
+
+And, with or without --reference, on link-heavy trees: D directories, each
+holding two symlinks to the next (about 2**(D+2) directories when the links
+are followed, as the original and the default `--hash-mode original` must);
+the default mode (against the original) at depths the original can finish,
+and `--hash-mode docker` (links hashed as links) at depth 25. This tool runs
+with --print-image-name (no docker), the original with `true` as docker.
 
 Not part of the unit tests. Standard library only.
 
     python3 bench/hash_bench.py            # about a minute; 1 GiB on disk
     python3 bench/hash_bench.py --quick    # seconds
-    python3 bench/hash_bench.py --runs 5 --reference ../shared/reference/get_docker_image.py
+    python3 bench/hash_bench.py --reference ../shared/reference/get_docker_image.py
+                                           # about two minutes
 """
 
 from __future__ import annotations
@@ -101,15 +106,15 @@ def build(root: str, shape: Shape) -> tuple[int, int]:
     return files, total
 
 
-def floor_seconds_per_byte() -> float:
-    """One SHA-256 pass over bytes already in memory."""
-    data = random.Random(0).randbytes(64 * MIB)
+def floor_seconds_per_byte(data: bytes) -> float:
+    """One SHA-256 pass over `data`, already in memory: the fastest of seven
+    (a floor, which a busy machine can only make look slower)."""
     timings = []
-    for _ in range(5):
+    for _ in range(7):
         start = time.perf_counter()
         hashlib.sha256(data)
         timings.append(time.perf_counter() - start)
-    return statistics.median(timings) / len(data)
+    return min(timings) / len(data)
 
 
 def measure_child(context: str, runs: int) -> None:
@@ -428,23 +433,32 @@ def main(argv: Sequence[str] | None = None) -> int:
         measure_child(args.measure_child, args.runs)
         return 0
 
-    floor = floor_seconds_per_byte()
     print(f"Python {sys.version.split()[0]}, {os.cpu_count()} CPUs, {cpu_model()}")
-    print(f"floor: hashlib.sha256 over bytes in memory, {1 / floor / 1e9:.2f} GB/s\n")
-    header = (
-        f"{'case':<12} {'files':>7} {'MB':>7} {'seconds':>8} {'GB/s':>6} "
-        f"{'us/file':>8} {'beyond':>7} {'RSS MiB':>8} {'of floor':>9}"
-    )
-    print(header)
-    print("-" * len(header))
     with tempfile.TemporaryDirectory(prefix="hash-bench-") as scratch:
         built = {}
         for shape in shapes(args.quick):
             context = os.path.join(scratch, shape.name.replace(" ", "-"))
             built[shape.name] = (context, *build(context, shape))
         os.sync()  # no write-back of the new files while they are measured
-        for name, (context, files, total) in built.items():
-            result = measure(context, args.runs)
+        # The floor is measured before each case and after the last, and the
+        # fastest kept: a burst of load from elsewhere then cannot make a case
+        # look faster than the floor. So the table is printed at the end.
+        data = random.Random(0).randbytes(64 * MIB)
+        floor = floor_seconds_per_byte(data)
+        results = {}
+        for name, (context, _, _) in built.items():
+            results[name] = measure(context, args.runs)
+            floor = min(floor, floor_seconds_per_byte(data))
+        del data
+        print(f"floor: hashlib.sha256 over bytes in memory, {1 / floor / 1e9:.2f} GB/s\n")
+        header = (
+            f"{'case':<12} {'files':>7} {'MB':>7} {'seconds':>8} {'GB/s':>6} "
+            f"{'us/file':>8} {'beyond':>7} {'RSS MiB':>8} {'of floor':>9}"
+        )
+        print(header)
+        print("-" * len(header))
+        for name, (_, files, total) in built.items():
+            result = results[name]
             seconds = result["seconds"]
             floor_seconds = total * floor
             print(

@@ -98,13 +98,13 @@ class DockerModeTest(DockerModeTestCase):
             file.write(b"moved\n")
         with open("ctx/debug.log", "ab") as file:
             file.write(b"more\n")
-        real_scandir = os.scandir
+        real_open = os.open
 
-        def scandir(path: Any) -> Any:
+        def open_(path: Any, *args: Any, **kwargs: Any) -> Any:
             self.assertNotIn(b".git", os.fsencode(path), "an ignored directory was read")
-            return real_scandir(path)
+            return real_open(path, *args, **kwargs)
 
-        with mock.patch("os.scandir", scandir):
+        with mock.patch("os.open", open_):
             self.assertEqual(self.tag(), before)
 
     def test_what_docker_receives_changes_the_tag(self) -> None:

@@ -13,11 +13,10 @@ from tests.fixtures import CTX, DOCKERFILE, FAKE_DOCKER, Dir, File, build_tree
 from tests.helpers import REPO_DIR, Result, ScratchDirTestCase, run_main
 
 REAL_OPEN = os.open
-REAL_SCANDIR = os.scandir
 
 
 def denied_for(name: bytes, real: Callable[..., Any]) -> Callable[..., Any]:
-    """Wraps os.open or os.scandir to fail with EACCES for paths ending in `name`."""
+    """Wraps os.open to fail with EACCES for paths ending in `name`."""
 
     def wrapper(target: Any, *args: Any, **kwargs: Any) -> Any:
         if os.path.basename(os.fsencode(target)) == name:
@@ -50,7 +49,7 @@ class BadInputTest(ScratchDirTestCase):
 
     def test_bad_input_table(self) -> None:
         denied_file = mock.patch("os.open", denied_for(b"secret", REAL_OPEN))
-        denied_dir = mock.patch("os.scandir", denied_for(b"sub", REAL_SCANDIR))
+        denied_dir = mock.patch("os.open", denied_for(b"sub", REAL_OPEN))
         # (options, patch or None, exit status, the error line after "[ERROR] - ")
         table: list[tuple[tuple[str, ...], Any, int, str]] = [
             (("--dockerfile", "missing"), None, 1, "Dockerfile not found: 'missing'"),
