@@ -163,12 +163,12 @@ def _reap_group(pgid: int) -> None:
     _signal_group(pgid, signal.SIGKILL)
 
 
-def _stop(process: subprocess.Popen[bytes], grace: float = STOP_GRACE_SECONDS) -> None:
+def _stop(process: subprocess.Popen[bytes], grace: float | None = None) -> None:
     """Asks the child's process group to stop, kills it if it takes too long
     (or if we are interrupted again meanwhile), and reaps the child."""
     try:
         if _signal_group(process.pid, signal.SIGTERM):
-            deadline = time.monotonic() + grace
+            deadline = time.monotonic() + (STOP_GRACE_SECONDS if grace is None else grace)
             while time.monotonic() < deadline:
                 # The group is gone once its last member exits; the child may
                 # exit first, leaving members that still hold up the group.
