@@ -1,0 +1,688 @@
+"""Tests of dockerignore.py, the port of docker's .dockerignore handling.
+
+The tables come from docker's documentation of .dockerignore, from the tests
+of github.com/moby/patternmatcher (patternmatcher_test.go and
+ignorefile/ignorefile_test.go), and from results recorded by running the Go
+code (patternmatcher v0.6.0, as vendored by docker/cli v28) on tricky input.
+"""
+
+from __future__ import annotations
+
+import unittest
+from collections.abc import Callable, Iterable, Sequence
+from functools import partial
+
+import dockerignore
+from dockerignore import (
+    DockerignoreError,
+    MatchInfo,
+    PatternMatcher,
+    files_removed_by_daemon,
+    read_dockerignore,
+    trim_build_files_from_excludes,
+)
+
+
+def context(patterns: Sequence[str], tree: Iterable[str]) -> set[str]:
+    """The entries go-archive's TarWithOptions puts in the tar for a context
+    holding tree (directories end with '/'), the way the --hash-mode docker
+    walk uses the matcher: one matches() per entry with its directory's
+    MatchInfo; an excluded directory is walked only if must_descend()."""
+    matcher = PatternMatcher(patterns)
+    children: dict[str, list[tuple[str, bool]]] = {}
+    for entry in tree:
+        is_dir = entry.endswith("/")
+        path = entry.rstrip("/")
+        parts = path.split("/")
+        for i in range(len(parts)):  # the parents exist too
+            parent = "/".join(parts[:i])
+            child = ("/".join(parts[: i + 1]), i < len(parts) - 1 or is_dir)
+            if child not in children.setdefault(parent, []):
+                children[parent].append(child)
+    included: set[str] = set()
+
+    def walk(directory: str, info: MatchInfo | None) -> None:
+        for path, is_dir in sorted(children.get(directory, [])):
+            skip, path_info = matcher.matches(path, info)
+            if skip and not (is_dir and matcher.must_descend(path)):
+                continue
+            if not skip:
+                included.add(path + "/" if is_dir else path)
+            if is_dir:
+                walk(path, path_info)
+
+    walk("", None)
+    return included
+
+
+def go_matches(path: str, patterns: Sequence[str]) -> bool:
+    """patternmatcher.Matches(path, patterns) with its error raised."""
+    matcher = PatternMatcher(patterns)
+    path = dockerignore._clean(path)
+    return path != "." and matcher.legacy_matches(path)
+
+
+class ReadDockerignoreTest(unittest.TestCase):
+    def test_ignorefile_read_all(self) -> None:
+        # ignorefile_test.go TestReadAll
+        content = (
+            b"test1\n/test2\n/a/file/here\n\nlastfile\n# this is a comment\n"
+            b"! /inverted/abs/path\n!\n! "
+        )
+        self.assertEqual(
+            read_dockerignore(content),
+            ["test1", "test2", "a/file/here", "lastfile", "!inverted/abs/path", "!", "!"],
+        )
+        self.assertEqual(read_dockerignore(b""), [])
+
+    def test_bom_trimmed_on_first_line_only(self) -> None:
+        bom = b"\xef\xbb\xbf"
+        self.assertEqual(read_dockerignore(bom + b"a\n" + bom + b"b"), ["a", "\ufeffb"])
+        self.assertEqual(read_dockerignore(bom + b"# comment\nx"), ["x"])
+
+    def test_comments_are_skipped_before_trimming(self) -> None:
+        self.assertEqual(read_dockerignore(b"#a\n  #b\n\t# c \n"), ["#b", "# c"])
+
+    def test_lines_trimmed_cleaned_and_made_relative(self) -> None:
+        data = b"  foo/../bar/./baz/  \r\n//abs//x\n!  /neg/\n/\n./\na\\b\n\n\t\n"
+        self.assertEqual(read_dockerignore(data), ["bar/baz", "abs/x", "!neg", "/", ".", "a\\b"])
+
+    def test_go_whitespace(self) -> None:
+        # strings.TrimSpace trims Unicode spaces but not U+001C..U+001F,
+        # which Python's str.strip() would.
+        data = "\u3000a\u00a0\n\x1cb\x1f\n".encode()
+        self.assertEqual(read_dockerignore(data), ["a", "\x1cb\x1f"])
+
+    def test_invalid_utf8_is_kept_byte_for_byte(self) -> None:
+        self.assertEqual(read_dockerignore(b"a\xff*\n"), ["a\udcff*"])
+
+    def test_line_too_long(self) -> None:
+        # bufio.Scanner holds at most 64 KiB: a line and its '\n' must fit.
+        self.assertEqual(read_dockerignore(b"x" * 65535), ["x" * 65535])
+        self.assertEqual(read_dockerignore(b"x" * 65535 + b"\n"), ["x" * 65535])
+        for data in (b"x" * 65536, b"x" * 65535 + b"\r\n", b"#" * 70000 + b"\n"):
+            with self.assertRaisesRegex(DockerignoreError, "token too long"):
+                read_dockerignore(data)
+
+
+class DocumentationExamplesTest(unittest.TestCase):
+    """The examples of docker's documentation of .dockerignore files."""
+
+    def test_temp_examples(self) -> None:
+        patterns = read_dockerignore(b"# comment\n*/temp*\n*/*/temp*\ntemp?\n")
+        self.assertEqual(patterns, ["*/temp*", "*/*/temp*", "temp?"])
+        tree = [
+            "somedir/temporary.txt",
+            "somedir/temp/x",
+            "somedir/subdir/temporary.txt",
+            "somedir/other.txt",
+            "tempa",
+            "tempb",
+            "temp",
+            "temp.txt",
+            "tempab",
+            "a/b/c/temp",
+        ]
+        self.assertEqual(
+            context(patterns, tree),
+            {
+                "somedir/",
+                "somedir/other.txt",
+                "somedir/subdir/",
+                "temp",
+                "temp.txt",
+                "tempab",
+                "a/",
+                "a/b/",
+                "a/b/c/",
+                "a/b/c/temp",
+            },
+        )
+
+    def test_root_is_both_working_and_root_directory(self) -> None:
+        for line in (b"/foo/bar", b"foo/bar", b"./foo/bar", b"foo//bar/"):
+            patterns = read_dockerignore(line)
+            self.assertEqual(patterns, ["foo/bar"])
+            self.assertEqual(
+                context(patterns, ["foo/bar", "foo/baz", "bar", "x/foo/bar"]),
+                {"foo/", "foo/baz", "bar", "x/", "x/foo/", "x/foo/bar"},
+            )
+
+    def test_double_star_go_files(self) -> None:
+        tree = ["main.go", "a/b.go", "a/b/c/d.go", "a/readme.txt", "go"]
+        self.assertEqual(context(["**/*.go"], tree), {"a/", "a/b/", "a/b/c/", "a/readme.txt", "go"})
+
+    def test_exception(self) -> None:
+        tree = ["README.md", "CHANGES.md", "docs/x.md", "README-secret.md"]
+        self.assertEqual(context(["*.md", "!README.md"], tree), {"README.md", "docs/", "docs/x.md"})
+
+    def test_exception_order_matters(self) -> None:
+        tree = ["README.md", "README-secret.md", "README-other.md", "CHANGES.md"]
+        self.assertEqual(
+            context(["*.md", "!README*.md", "README-secret.md"], tree),
+            {"README.md", "README-other.md"},
+        )
+        self.assertEqual(
+            context(["*.md", "README-secret.md", "!README*.md"], tree),
+            {"README.md", "README-secret.md", "README-other.md"},
+        )
+
+    def test_include_only_with_star_then_exceptions(self) -> None:
+        tree = ["src/a.c", "src/sub/b.c", "docs/x", "Makefile", "top.c"]
+        self.assertEqual(
+            context(["*", "!src", "!Makefile"], tree),
+            {"src/", "src/a.c", "src/sub/", "src/sub/b.c", "Makefile"},
+        )
+
+    def test_pattern_dot_is_ignored(self) -> None:
+        self.assertEqual(context(["."], ["a", "b/c"]), {"a", "b/", "b/c"})
+
+    def test_dockerfile_and_dockerignore_can_be_excluded(self) -> None:
+        # The CLI still sends them (it appends exceptions); the daemon of the
+        # classic builder then deletes them, so COPY never sees them.
+        excludes = read_dockerignore(b"Dockerfile\n.dockerignore\n")
+        sent = trim_build_files_from_excludes(excludes, "Dockerfile")
+        self.assertEqual(sent, ["Dockerfile", ".dockerignore", "!.dockerignore", "!Dockerfile"])
+        tree = ["Dockerfile", ".dockerignore", "app.py"]
+        self.assertEqual(context(sent, tree), {"Dockerfile", ".dockerignore", "app.py"})
+        self.assertEqual(
+            files_removed_by_daemon(excludes, "Dockerfile"), [".dockerignore", "Dockerfile"]
+        )
+        self.assertEqual(files_removed_by_daemon(["*.py"], "Dockerfile"), [])
+
+
+class PatternMatcherGoTest(unittest.TestCase):
+    """patternmatcher_test.go."""
+
+    def test_single_pattern_functions(self) -> None:
+        self.assertTrue(go_matches("fileutils.go", ["*"]))  # TestWildcardMatches
+        self.assertTrue(go_matches("fileutils.go", ["*.go"]))  # TestPatternMatches
+        self.assertTrue(go_matches("fileutils.go", ["!fileutils.go", "*.go"]))
+        self.assertFalse(go_matches("docs/README.md", ["docs", "!docs/README.md"]))
+        self.assertFalse(go_matches("docs/README.md", ["docs/", "!docs/README.md"]))
+        self.assertFalse(go_matches("docs/README.md", ["docs/*", "!docs/README.md"]))
+        self.assertFalse(go_matches("fileutils.go", ["*.go", "!fileutils.go"]))
+        self.assertFalse(go_matches(".", ["*.go"]))  # TestExclusionPatternMatchesWholeDirectory
+        self.assertFalse(go_matches("/any/path/there", []))  # TestMatchesWithNoPatterns
+
+    def test_errors(self) -> None:
+        with self.assertRaisesRegex(DockerignoreError, r'^illegal exclusion pattern: "!"$'):
+            PatternMatcher(["!"])  # TestSingleExclamationError, ...ErrorSingleException
+        with self.assertRaisesRegex(DockerignoreError, "^syntax error in pattern"):
+            PatternMatcher(["["])  # TestMatchesWithMalformedPatterns
+
+    def test_clean_patterns(self) -> None:
+        self.assertEqual(len(PatternMatcher(["docs", "config"])._patterns), 2)
+        self.assertEqual(len(PatternMatcher(["docs", "config", ""])._patterns), 2)
+        for patterns in (
+            ["docs", "!docs/README.md"],
+            ["docs", "  !docs/README.md"],
+            ["docs", "!docs/README.md  "],
+        ):
+            self.assertTrue(PatternMatcher(patterns).has_exclusions)
+        self.assertFalse(PatternMatcher(["docs"]).has_exclusions)
+
+    # TestMatches: (pattern, text, pass)
+    MATCHES = (
+        ("**", "file", True),
+        ("**", "file/", True),
+        ("**/", "file", True),
+        ("**/", "file/", True),
+        ("**", "/", True),
+        ("**/", "/", True),
+        ("**", "dir/file", True),
+        ("**/", "dir/file", True),
+        ("**", "dir/file/", True),
+        ("**/", "dir/file/", True),
+        ("**/**", "dir/file", True),
+        ("**/**", "dir/file/", True),
+        ("dir/**", "dir/file", True),
+        ("dir/**", "dir/file/", True),
+        ("dir/**", "dir/dir2/file", True),
+        ("dir/**", "dir/dir2/file/", True),
+        ("**/dir", "dir", True),
+        ("**/dir", "dir/file", True),
+        ("**/dir2/*", "dir/dir2/file", True),
+        ("**/dir2/*", "dir/dir2/file/", True),
+        ("**/dir2/**", "dir/dir2/dir3/file", True),
+        ("**/dir2/**", "dir/dir2/dir3/file/", True),
+        ("**file", "file", True),
+        ("**file", "dir/file", True),
+        ("**/file", "dir/file", True),
+        ("**file", "dir/dir/file", True),
+        ("**/file", "dir/dir/file", True),
+        ("**/file*", "dir/dir/file", True),
+        ("**/file*", "dir/dir/file.txt", True),
+        ("**/file*txt", "dir/dir/file.txt", True),
+        ("**/file*.txt", "dir/dir/file.txt", True),
+        ("**/file*.txt*", "dir/dir/file.txt", True),
+        ("**/**/*.txt", "dir/dir/file.txt", True),
+        ("**/**/*.txt2", "dir/dir/file.txt", False),
+        ("**/*.txt", "file.txt", True),
+        ("**/**/*.txt", "file.txt", True),
+        ("a**/*.txt", "a/file.txt", True),
+        ("a**/*.txt", "a/dir/file.txt", True),
+        ("a**/*.txt", "a/dir/dir/file.txt", True),
+        ("a/*.txt", "a/dir/file.txt", False),
+        ("a/*.txt", "a/file.txt", True),
+        ("a/*.txt**", "a/file.txt", True),
+        ("a[b-d]e", "ae", False),
+        ("a[b-d]e", "ace", True),
+        ("a[b-d]e", "aae", False),
+        ("a[^b-d]e", "aze", True),
+        (".*", ".foo", True),
+        (".*", "foo", False),
+        ("abc.def", "abcdef", False),
+        ("abc.def", "abc.def", True),
+        ("abc.def", "abcZdef", False),
+        ("abc?def", "abcZdef", True),
+        ("abc?def", "abcdef", False),
+        ("a\\\\", "a\\", True),
+        ("**/foo/bar", "foo/bar", True),
+        ("**/foo/bar", "dir/foo/bar", True),
+        ("**/foo/bar", "dir/dir2/foo/bar", True),
+        ("abc/**", "abc", False),
+        ("abc/**", "abc/def", True),
+        ("abc/**", "abc/def/ghi", True),
+        ("**/.foo", ".foo", True),
+        ("**/.foo", "bar.foo", False),
+        ("a(b)c/def", "a(b)c/def", True),
+        ("a(b)c/def", "a(b)c/xyz", False),
+        ("a.|)$(}+{bc", "a.|)$(}+{bc", True),
+        (
+            "dist/proxy.py-2.4.0rc3.dev36+g08acad9-py3-none-any.whl",
+            "dist/proxy.py-2.4.0rc3.dev36+g08acad9-py3-none-any.whl",
+            True,
+        ),
+        ("dist/*.whl", "dist/proxy.py-2.4.0rc3.dev36+g08acad9-py3-none-any.whl", True),
+        ("a\\*b", "a*b", True),
+    )
+    MULTI = (
+        (["**", "!util/docker/web"], "util/docker/web/foo", False),
+        (["**", "!util/docker/web", "util/docker/web/foo"], "util/docker/web/foo", True),
+        (
+            ["**", "!dist/proxy.py-2.4.0rc3.dev36+g08acad9-py3-none-any.whl"],
+            "dist/proxy.py-2.4.0rc3.dev36+g08acad9-py3-none-any.whl",
+            False,
+        ),
+        (["**", "!dist/*.whl"], "dist/proxy.py-2.4.0rc3.dev36+g08acad9-py3-none-any.whl", False),
+    )
+
+    def _cases(self) -> list[tuple[list[str], str, bool]]:
+        return [([p], t, want) for p, t, want in self.MATCHES] + [
+            (list(p), t, want) for p, t, want in self.MULTI
+        ]
+
+    def test_matches_or_parent_matches(self) -> None:
+        for patterns, text, want in self._cases():
+            with self.subTest(patterns=patterns, text=text):
+                self.assertEqual(PatternMatcher(patterns).matches_or_parent_matches(text), want)
+
+    def test_matches_using_parent_results(self) -> None:
+        for patterns, text, want in self._cases():
+            with self.subTest(patterns=patterns, text=text):
+                matcher = PatternMatcher(patterns)
+                info: MatchInfo | None = None
+                parent = dockerignore._dir(text)
+                if parent != ".":
+                    dirs = parent.split("/")
+                    for i in range(len(dirs)):
+                        _, info = matcher.matches("/".join(dirs[: i + 1]), info)
+                self.assertEqual(matcher.matches(text, info)[0], want)
+
+    def test_matches_using_parent_results_no_context(self) -> None:
+        for patterns, text, want in self._cases():
+            with self.subTest(patterns=patterns, text=text):
+                self.assertEqual(PatternMatcher(patterns).matches(text, None)[0], want)
+
+    # matchTests (from Go's filepath tests), run through Matches: None = error
+    MATCH_TESTS = (
+        ("abc", "abc", True),
+        ("*", "abc", True),
+        ("*c", "abc", True),
+        ("a*", "a", True),
+        ("a*", "abc", True),
+        ("a*", "ab/c", True),
+        ("a*/b", "abc/b", True),
+        ("a*/b", "a/c/b", False),
+        ("a*b*c*d*e*/f", "axbxcxdxe/f", True),
+        ("a*b*c*d*e*/f", "axbxcxdxexxx/f", True),
+        ("a*b*c*d*e*/f", "axbxcxdxe/xxx/f", False),
+        ("a*b*c*d*e*/f", "axbxcxdxexxx/fff", False),
+        ("a*b?c*x", "abxbbxdbxebxczzx", True),
+        ("a*b?c*x", "abxbbxdbxebxczzy", False),
+        ("ab[c]", "abc", True),
+        ("ab[b-d]", "abc", True),
+        ("ab[e-g]", "abc", False),
+        ("ab[^c]", "abc", False),
+        ("ab[^b-d]", "abc", False),
+        ("ab[^e-g]", "abc", True),
+        ("a\\*b", "a*b", True),
+        ("a\\*b", "ab", False),
+        ("a?b", "a☺b", True),
+        ("a[^a]b", "a☺b", True),
+        ("a???b", "a☺b", False),
+        ("a[^a][^a][^a]b", "a☺b", False),
+        ("[a-ζ]*", "α", True),  # noqa: RUF001 (Go's test, verbatim)
+        ("*[a-ζ]", "A", False),
+        ("a?b", "a/b", False),
+        ("a*b", "a/b", False),
+        ("[\\]a]", "]", True),
+        ("[\\-]", "-", True),
+        ("[x\\-]", "x", True),
+        ("[x\\-]", "-", True),
+        ("[x\\-]", "z", False),
+        ("[\\-x]", "x", True),
+        ("[\\-x]", "-", True),
+        ("[\\-x]", "a", False),
+        ("[]a]", "]", None),
+        ("[-]", "-", None),
+        ("[x-]", "x", None),
+        ("[x-]", "-", None),
+        ("[x-]", "z", None),
+        ("[-x]", "x", None),
+        ("[-x]", "-", None),
+        ("[-x]", "a", None),
+        ("\\", "a", None),
+        ("[a-b-c]", "a", None),
+        ("[", "a", None),
+        ("[^", "a", None),
+        ("[^bc", "a", None),
+        ("a[", "a", None),
+        ("a[", "ab", None),
+        ("*x", "xxx", True),
+    )
+
+    def test_match(self) -> None:
+        for pattern, text, want in self.MATCH_TESTS:
+            with self.subTest(pattern=pattern, text=text):
+                if want is None:
+                    with self.assertRaisesRegex(DockerignoreError, "syntax error in pattern"):
+                        go_matches(text, [pattern])
+                else:
+                    self.assertEqual(go_matches(text, [pattern]), want)
+
+    # compileTests: (pattern, match type, Go regexp for '/')
+    COMPILE = (
+        ("*", "regexp", "^[^/]*$"),
+        ("file*", "regexp", "^file[^/]*$"),
+        ("*file", "regexp", "^[^/]*file$"),
+        ("a*/b", "regexp", "^a[^/]*/b$"),
+        ("**", "suffix", ""),
+        ("**/**", "regexp", "^(.*/)?.*$"),
+        ("dir/**", "prefix", ""),
+        ("**/dir", "suffix", ""),
+        ("**/dir2/*", "regexp", "^(.*/)?dir2/[^/]*$"),
+        ("**/dir2/**", "regexp", "^(.*/)?dir2/.*$"),
+        ("**file", "suffix", ""),
+        ("**/file*txt", "regexp", "^(.*/)?file[^/]*txt$"),
+        ("**/**/*.txt", "regexp", "^(.*/)?(.*/)?[^/]*\\.txt$"),
+        ("a[b-d]e", "regexp", "^a[b-d]e$"),
+        (".*", "regexp", "^\\.[^/]*$"),
+        ("abc.def", "exact", ""),
+        ("abc?def", "regexp", "^abc[^/]def$"),
+        ("**/foo/bar", "suffix", ""),
+        ("a(b)c/def", "exact", ""),
+        ("a.|)$(}+{bc", "exact", ""),
+        ("dist/proxy.py-2.4.0rc3.dev36+g08acad9-py3-none-any.whl", "exact", ""),
+    )
+
+    def test_compile(self) -> None:
+        kinds = {"exact": 1, "prefix": 2, "suffix": 3, "regexp": 4}
+        for pattern, kind, regexp in self.COMPILE:
+            with self.subTest(pattern=pattern):
+                got_kind, got_regexp = dockerignore._go_regexp(dockerignore._clean(pattern))
+                self.assertEqual(got_kind, kinds[kind])
+                if kind == "regexp":
+                    self.assertEqual(got_regexp, regexp)
+
+    def test_malformed_pattern_fails_on_every_call(self) -> None:
+        # TestMatchesOrParentMatchesMalformedPatternDoesNotPanicOnRepeatedCall:
+        # "[Local-Only]" passes filepath.Match but its range l-O is no regexp.
+        matcher = PatternMatcher(["[Local-Only]/"])
+        for _ in range(2):
+            with self.assertRaisesRegex(DockerignoreError, "syntax error in pattern"):
+                matcher.matches_or_parent_matches("x")
+
+
+class RecordedFromGoTest(unittest.TestCase):
+    """Results of the Go code for input where Go and Python regexps differ.
+
+    Each case: patterns, path, and three results: MatchesUsingParentResults
+    fed with the MatchInfo of each parent in turn (what the walk does),
+    MatchesOrParentMatches, and the legacy Matches; T, F, or E for an error.
+    """
+
+    CASES = (
+        # shouldEscape loses '|', '{', '}' (bit b/8 of a byte): live syntax.
+        (["a|b*"], "a", "TTT"),
+        (["a|b*"], "bxx", "TTT"),
+        (["a|b*"], "x/bxx", "TTT"),
+        (["a|b*"], "a|bx", "TTT"),
+        (["a|b*"], "c", "FFF"),
+        (["x{2}*"], "xx", "TTT"),
+        (["x{2}*"], "xxy", "TTT"),
+        (["x{2}*"], "x{2}y", "FFF"),
+        (["x{2}*"], "x", "FFF"),
+        (["x{2}"], "xx", "FFF"),  # no regexp: an exact match
+        (["x{2}"], "x{2}", "TTT"),
+        (["x{,2}*"], "x{,2}", "TTT"),  # RE2 reads "{,2}" as text, Python as a repeat
+        (["x{,2}*"], "x", "FFF"),
+        (["x{01}*"], "x{01}", "TTT"),
+        (["x{01}*"], "x", "FFF"),
+        (["{2}a*"], "a", "TTT"),  # "^{2}": RE2 repeats the anchor
+        (["{2}a*"], "ab", "TTT"),
+        (["a+b*"], "a+b", "TTT"),
+        (["a+b*"], "aab", "FFF"),
+        (["(a)*"], "(a)x", "TTT"),
+        (["(a)*"], "a", "FFF"),
+        # RE2 classes and escapes
+        (["[[:alpha:]]*"], "a", "TTT"),
+        (["[[:alpha:]]*"], "Z1", "TTT"),
+        (["[[:alpha:]]*"], "1", "FFF"),
+        (["[[:alpha:]]*"], "é", "FFF"),
+        (["[[:^digit:]]"], "a", "TTT"),
+        (["[[:^digit:]]"], "1", "FFF"),
+        (["[[:alpha:]x]"], "x", "TTT"),
+        (["[[:alpha:]x]"], "b", "TTT"),
+        (["[[:alpha:]x]"], ":", "FFF"),
+        (["\\d*"], "1x", "TTT"),
+        (["\\d*"], "d", "FFF"),
+        (["\\d*"], "٣", "FFF"),  # RE2's \d is ASCII
+        (["\\s*"], " ", "TTT"),
+        (["\\s*"], "\x0b", "FFF"),  # RE2's \s has no \v
+        (["\\s*"], "s", "FFF"),
+        (["\\w"], "_", "TTT"),
+        (["\\w"], "é", "FFF"),
+        (["\\w"], "w", "TTT"),
+        (["a\\b*"], "a", "TTT"),
+        (["a\\b*"], "ab", "FFF"),
+        (["a\\b*"], "a-", "TTT"),
+        (["\\Qa.b"], "a.b", "FFF"),  # \Q quotes up to the end, the '$' too
+        (["\\Qa.b"], "a\\.b$", "TTT"),
+        (["\\Qa.b"], "a\\.b$x", "TTT"),
+        (["\\Qa.b"], "ab", "FFF"),
+        (["\\Qa*\\Eb"], "a*b", "FFF"),
+        (["\\Qa*\\Eb"], "a[^/]*b", "TTT"),
+        (["\\Qa*\\Eb"], "axb", "FFF"),
+        (["a\\x41*"], "aA", "TTT"),
+        (["a\\x41*"], "ax41", "FFF"),
+        (["a\\x41*"], "aAz", "TTT"),
+        (["a\\101*"], "aA", "TTT"),
+        (["a\\101*"], "a101", "FFF"),
+        (["a\\n*"], "a\n", "TTT"),
+        (["a\\n*"], "an", "FFF"),
+        (["a^b*"], "a^b", "FFF"),
+        (["a^b*"], "ab", "FFF"),
+        (["?\\z"], "a", "TTT"),
+        (["?\\z"], "az", "FFF"),
+        # Regexps RE2 rejects: an error when the pattern is evaluated.
+        (["a\\1*"], "a1", "EEE"),
+        (["a\\8*"], "a8", "EEE"),
+        (["a\\C*"], "aC", "EEE"),
+        (["[z-a]"], "z", "EEE"),
+        (["!x", "[z-a]"], "z", "EEE"),
+        (["[[:foo:]]"], "f", "EEE"),
+        (["[Local-Only]/"], "x", "EEE"),
+        # An invalid byte is one rune, U+FFFD to the regexp.
+        (["a?"], "a\udcff", "TTT"),
+        (["a?"], "a\ufffd", "TTT"),
+        (["a?"], "aé", "TTT"),
+        (["a?"], "a/", "FFF"),
+        (["a\udcff*"], "a\udcff", "TTT"),
+        (["a\udcff*"], "a\udcfe", "TTT"),
+        (["a\udcff*"], "a\ufffd", "TTT"),
+        (["a\udcff*"], "a\udcffx", "TTT"),
+        (["a\udcff"], "a\udcff", "TTT"),
+        (["a\udcff"], "a\ufffd", "FFF"),
+        # text/scanner skips a leading BOM; exact and suffix matches do not.
+        (["\ufeffa*"], "a", "TTT"),
+        (["\ufeffa*"], "\ufeffa", "FFF"),
+        (["\ufeff**"], "a\ufeff**", "TTT"),
+        (["\ufeff**"], "x\udcbf**", "TTT"),
+        (["\ufeff**"], "a", "FFF"),
+        (["\ufeffab"], "ab", "FFF"),
+        (["\ufeffab"], "\ufeffab", "TTT"),
+        # RE2's '$' is the end of the text, never before a final newline.
+        (["a\n*"], "a\n", "TTT"),
+        (["a\n*"], "a\nb", "TTT"),
+        (["a\n*"], "a", "FFF"),
+        (["a*"], "a\n", "TTT"),
+        (["a*"], "ab\n", "TTT"),
+        (["*.go"], "x.go\n", "FFF"),
+        (["*.go"], "x.go", "TTT"),
+        # '**' forms
+        (["**"], "a/b", "TTT"),
+        (["**a"], "ba", "TTT"),
+        (["**a"], "x/ba", "TTT"),
+        (["**a"], "b", "FFF"),
+        (["**/a"], "a", "TTT"),
+        (["**/a"], "x/a", "TTT"),
+        (["**/a"], "xa", "FFF"),
+        (["a**"], "ab", "TTT"),
+        (["a**"], "a/b", "TTT"),
+        (["a**"], "b", "FFF"),
+        (["**/**"], "a", "TTT"),
+        (["***"], "a", "TTT"),
+        (["***"], "a/b", "TTT"),
+        (["a/**/b"], "a/b", "TTT"),
+        (["a/**/b"], "a/x/y/b", "TTT"),
+        (["a/**/b"], "ab", "FFF"),
+        # exceptions, and the three functions disagreeing
+        (["a", "!a/b"], "a/b", "FFF"),
+        (["a", "!a/b"], "a/c", "TTT"),
+        (["a", "!a/b"], "a/b/c", "FFF"),
+        (["a/b", "!a"], "a/b/c", "TFF"),
+        (["**/tmp", "!x/y/tmp/keep"], "x/y/tmp/other", "TTF"),
+        (["**/tmp", "!x/y/tmp/keep"], "x/y/tmp/keep", "FFF"),
+        (["dir*", "!dir*/keep"], "dir1/keep", "FFF"),
+        (["dir*", "!dir*/keep"], "dir1/other", "TTT"),
+        ([" !a", "a*"], "ab", "TTT"),
+        ([" !a", "a*"], "a", "TTT"),
+        (["!./x", "*"], "x", "TTT"),  # New cleans "!./x" as one name
+        (["!./x", "*"], "./x", "TFF"),
+        (["..", "../a"], "a", "FFF"),
+        (["."], ".", "TTT"),
+        (["."], "a", "FFF"),
+    )
+
+    def test_recorded(self) -> None:
+        def result(call: Callable[[], bool]) -> str:
+            try:
+                return "T" if call() else "F"
+            except DockerignoreError:
+                return "E"
+
+        for patterns, path, want in self.CASES:
+            with self.subTest(patterns=patterns, path=path):
+                matcher = PatternMatcher(patterns)
+
+                def walk(matcher: PatternMatcher = matcher, path: str = path) -> bool:
+                    info: MatchInfo | None = None
+                    parts = path.split("/")
+                    for i in range(len(parts)):
+                        matched, info = matcher.matches("/".join(parts[: i + 1]), info)
+                    return matched
+
+                got = (
+                    result(walk)
+                    + result(partial(matcher.matches_or_parent_matches, path))
+                    + result(partial(matcher.legacy_matches, path))
+                )
+                self.assertEqual(got, want)
+
+    def test_rejected_by_new(self) -> None:
+        for pattern in ("a\\", "[]a]", "[a-\udcff]", "[\udcff]", "a[", "[^", "\\[:alpha:]["):
+            with self.subTest(pattern=pattern), self.assertRaises(DockerignoreError):
+                PatternMatcher([pattern])
+
+    def test_unicode_classes_are_refused(self) -> None:
+        # Go reads "\p{L}" as a Unicode class; this port does not translate it.
+        matcher = PatternMatcher(["*\\p{L}"])
+        with self.assertRaisesRegex(DockerignoreError, "unsupported"):
+            matcher.matches("x", None)
+
+    def test_bad_pattern_not_evaluated_is_harmless(self) -> None:
+        # Go compiles lazily: an exception never reached raises nothing.
+        matcher = PatternMatcher(["!x[z-a]", "a"])
+        self.assertEqual(matcher.matches("a", None), (True, (False, True)))
+
+
+class WalkTest(unittest.TestCase):
+    def test_match_info(self) -> None:
+        matcher = PatternMatcher(["docs", "!docs/keep*", "*.tmp"])
+        skip, info = matcher.matches("docs", None)
+        self.assertEqual((skip, info), (True, (True, False, False)))
+        self.assertEqual(matcher.matches("docs/keep.md", info), (False, (True, True, False)))
+        self.assertEqual(matcher.matches("docs/x.md", info), (True, (True, False, False)))
+        with self.assertRaisesRegex(ValueError, "wrong number"):
+            matcher.matches("docs/x", (True,))
+        self.assertEqual(matcher.matches("a.tmp", ()), (True, (False, False, True)))
+
+    def test_must_descend(self) -> None:
+        matcher = PatternMatcher(["a", "!a/b/c", "!x*/y", "!**/keep"])
+        self.assertTrue(matcher.must_descend("a"))
+        self.assertTrue(matcher.must_descend("a/b"))
+        self.assertTrue(matcher.must_descend("a/b/c"))  # "a/b/c/" starts with it
+        self.assertFalse(matcher.must_descend("a/b/d"))
+        self.assertFalse(matcher.must_descend("x1"))  # a string prefix, not a match
+        self.assertTrue(matcher.must_descend("x*"))
+        self.assertFalse(matcher.must_descend("b"))
+        self.assertFalse(PatternMatcher(["a"]).must_descend("a"))
+        self.assertFalse(PatternMatcher(["a", "!ab/c"]).must_descend("a"))
+
+    def test_exception_inside_excluded_directory(self) -> None:
+        tree = ["sub/keep.txt", "sub/other.txt", "a/b/c.txt", "a/b/d.txt", "a/e"]
+        # The excluded directories are walked but not sent themselves: the
+        # daemon's untar creates them (mode 0755) for the files inside.
+        self.assertEqual(
+            context(["sub", "!sub/keep.txt", "a", "!a/b/c.txt"], tree),
+            {"sub/keep.txt", "a/b/c.txt"},
+        )
+        # An exception that does not start with the directory is never seen.
+        self.assertEqual(
+            context(["sub", "!**/keep.txt"], tree), {"a/", "a/b/", "a/b/c.txt", "a/b/d.txt", "a/e"}
+        )
+        self.assertEqual(
+            context(["s*", "!s*/keep.txt"], tree), {"a/", "a/b/", "a/b/c.txt", "a/b/d.txt", "a/e"}
+        )
+
+    def test_trim_build_files_from_excludes(self) -> None:
+        self.assertEqual(trim_build_files_from_excludes(["*.md"], "Dockerfile"), ["*.md"])
+        self.assertEqual(
+            trim_build_files_from_excludes(["sub"], "sub/Dockerfile"), ["sub", "!sub/Dockerfile"]
+        )
+        self.assertEqual(
+            trim_build_files_from_excludes(["*"], "Dockerfile", True), ["*", "!.dockerignore"]
+        )
+        # It uses the legacy Matches, which tests one parent directory only.
+        self.assertEqual(trim_build_files_from_excludes(["**/b"], "a/x/b/Dockerfile"), ["**/b"])
+        self.assertEqual(
+            files_removed_by_daemon(["**/b"], "a/x/b/Dockerfile"), ["a/x/b/Dockerfile"]
+        )
+        # Errors are dropped: nothing is appended.
+        self.assertEqual(trim_build_files_from_excludes(["["], "Dockerfile"), ["["])
+
+
+if __name__ == "__main__":
+    unittest.main()
