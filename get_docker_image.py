@@ -1325,14 +1325,16 @@ class Docker:
         except StepFailed as failure:
             return failure.probe, str(failure)
 
-    def _probe_once(self, image: str, names: Sequence[str]) -> tuple[Probe, str]:
+    def _manifest_inspect(self, *args: str) -> subprocess.CompletedProcess[str]:
+        """`docker manifest inspect --insecure ARGS`, bounded by the probe
+        timeout, past which it is a transient StepFailed."""
         env = dict(os.environ, DOCKER_CLI_EXPERIMENTAL="enabled")  # for old docker CLIs
         try:
-            completed = self.run(
+            return self.run(
                 "manifest",
                 "inspect",
                 "--insecure",
-                image,
+                *args,
                 env=env,
                 capture=True,
                 timeout=self.probe_timeout,
@@ -1341,6 +1343,9 @@ class Docker:
             raise StepFailed(
                 f"no answer within {self.probe_timeout:g} s", Probe.TRANSIENT
             ) from None
+
+    def _probe_once(self, image: str, names: Sequence[str]) -> tuple[Probe, str]:
+        completed = self._manifest_inspect(image)
         if completed.returncode == 0:
             return Probe.FOUND, completed.stdout or ""
         message = one_line(completed.stderr or completed.stdout or "")
@@ -1355,24 +1360,9 @@ class Docker:
     def inspect_manifest(self, name: str) -> str:
         """`docker manifest inspect --verbose` of a base image: its JSON, or a
         DockerError naming the image and why (after retries)."""
-        env = dict(os.environ, DOCKER_CLI_EXPERIMENTAL="enabled")
 
         def attempt() -> str:
-            try:
-                completed = self.run(
-                    "manifest",
-                    "inspect",
-                    "--insecure",
-                    "--verbose",
-                    name,
-                    env=env,
-                    capture=True,
-                    timeout=self.probe_timeout,
-                )
-            except subprocess.TimeoutExpired:
-                raise StepFailed(
-                    f"no answer within {self.probe_timeout:g} s", Probe.TRANSIENT
-                ) from None
+            completed = self._manifest_inspect("--verbose", name)
             if completed.returncode != 0:
                 message = one_line(completed.stderr or "") or f"exit {completed.returncode}"
                 raise StepFailed(message, classify_error(message, name))
