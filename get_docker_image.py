@@ -7,8 +7,8 @@ inputs it computes the same tag and makes the same docker calls (plus one
 re-check of the registry before a push, so that concurrent jobs converge).
 
 Sections, in the order the data flows: the command line; image names; the
-content digest (two walks sharing one hot loop); base images; --explain
-output; docker (running, probing, retrying); getting the image; main.
+content digest (two walks sharing one hot loop); --explain output; docker
+(running, probing, retrying); base images; getting the image; main.
 """
 
 from __future__ import annotations
@@ -1670,10 +1670,15 @@ def _flush_stdout() -> None:
 
 
 def _stdout_error(error: OSError) -> ToolError:
-    """A one-line error for stdout, which is pointed at /dev/null so that the
-    interpreter's own flush at exit does not fail again."""
-    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    """A one-line error for a full or broken stdout."""
+    _discard_stdout()
     return ToolError(f"cannot write to stdout: {error.strerror or error}")
+
+
+def _discard_stdout() -> None:
+    """Points stdout at /dev/null, so that the interpreter's own flush at exit
+    does not fail again."""
+    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
 
 # --- main -----------------------------------------------------------------
@@ -1700,7 +1705,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_TERMINATED
     except BrokenPipeError:
         # The reader of stdout went away (`--explain | head`): quietly stop.
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        _discard_stdout()
         return EXIT_FAILURE
     except Exception as error:
         if options.debug:
