@@ -39,10 +39,8 @@ from __future__ import annotations
 import argparse
 import hashlib
 import os
-import re
 import shlex
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -54,10 +52,19 @@ import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-REPO_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# Run as a script, bench/ is on the path, not the repository (for `tests`).
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from tests.e2e_support import (
+    BUSYBOX,
+    REGISTRY_CONFIG,
+    REPO_DIR,
+    cached_steps,
+    docker_commands,
+    free_port,
+    manifest_digest,
+)
+
 SCRIPT = os.path.join(REPO_DIR, "get_docker_image.py")
-REGISTRY_CONFIG = os.path.join(REPO_DIR, ".ci", "registry.yml")
-BUSYBOX = "/bin/busybox"
 BASE_REPOSITORY = "bench/busybox"
 CACHE_TAG = "latest"  # --layer-cache's default
 TARGET_RATIO = 0.3
@@ -92,71 +99,19 @@ class Outcome:
 
     seconds: float
     output: str
-    commands: list[list[str]]
+    commands: list[list[str]]  # docker's arguments, from the subcommand on
     cached_steps: list[str] = field(default_factory=list)
 
     @property
     def built(self) -> bool:
-        return any(command[1:2] == ["build"] for command in self.commands)
+        return any(command[:1] == ["build"] for command in self.commands)
 
     @property
     def expensive_cached(self) -> bool:
         return any(step.startswith(EXPENSIVE_STEP) for step in self.cached_steps)
 
 
-# --- docker output ------------------------------------------------------------------------
-
-_CLASSIC_STEP = re.compile(r"^Step \d+/\d+ : (.*)$")
-_BUILDKIT_STEP = re.compile(r"^#(\d+) \[(?:[^\]]* )?\d+/\d+\] (.*)$")
-_BUILDKIT_CACHED = re.compile(r"^#(\d+) CACHED$")
-
-
-def cached_steps(output: str) -> list[str]:
-    """The Dockerfile instructions docker took from its cache, from its build output.
-
-    Classic builder: "Step 2/3 : RUN ..." then " ---> Using cache".
-    BuildKit (plain progress): "#5 [2/3] RUN ..." and, later, "#5 CACHED".
-    FROM is never counted.
-    """
-    cached: list[str] = []
-    step: str | None = None
-    buildkit_steps: dict[str, str] = {}
-    for raw_line in output.splitlines():
-        line = raw_line.rstrip()
-        if match := _CLASSIC_STEP.match(line):
-            step = match.group(1)
-        elif line.strip() == "---> Using cache" and step is not None:
-            cached.append(step)
-            step = None
-        elif match := _BUILDKIT_STEP.match(line):
-            buildkit_steps[match.group(1)] = match.group(2)
-        elif (match := _BUILDKIT_CACHED.match(line)) and match.group(1) in buildkit_steps:
-            cached.append(buildkit_steps[match.group(1)])
-    return [step for step in cached if not step.upper().startswith("FROM ")]
-
-
-def logged_commands(output: str) -> list[list[str]]:
-    """The commands the tool logged ("Running subprocess in '<dir>'" then the command line),
-    without VAR=value prefixes; the first word is docker's path."""
-    commands = []
-    lines = output.splitlines()
-    for index, line in enumerate(lines[:-1]):
-        if "Running subprocess in '" in line:
-            words = shlex.split(lines[index + 1])
-            while words and re.match(r"^[A-Za-z_][A-Za-z0-9_]*=", words[0]):
-                words.pop(0)
-            commands.append(words)
-    return commands
-
-
 # --- registry -----------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 class Registry:
@@ -191,19 +146,7 @@ class Registry:
 
     def digest(self, repository: str, tag: str) -> str | None:
         """The manifest digest the registry has for repository:tag, or None."""
-        request = urllib.request.Request(
-            f"http://{self.address}/v2/{repository}/manifests/{tag}",
-            method="HEAD",
-            headers={"Accept": "application/vnd.docker.distribution.manifest.v2+json"},
-        )
-        try:
-            with urllib.request.urlopen(request, timeout=10) as response:
-                digest: str | None = response.headers.get("Docker-Content-Digest")
-                return digest
-        except urllib.error.HTTPError as error:
-            if error.code == 404:
-                return None
-            raise
+        return manifest_digest(self.address, repository, tag)
 
     def stop(self) -> None:
         if self._process.poll() is None:
@@ -350,9 +293,8 @@ class Bench:
                 f"the tool failed ({completed.returncode}): "
                 f"{shlex.join(self.tool_argv(layer_cache))}\n{completed.stdout[-4000:]}"
             )
-        outcome = Outcome(seconds, completed.stdout, logged_commands(completed.stdout))
-        outcome.cached_steps = cached_steps(outcome.output)
-        return outcome
+        output = completed.stdout
+        return Outcome(seconds, output, docker_commands(output), cached_steps(output))
 
     def run_docker_calls(self, layer_cache: bool) -> Outcome:
         """The docker calls the tool makes, made directly and timed the same way."""
@@ -361,7 +303,7 @@ class Bench:
         commands: list[list[str]] = []
 
         def call(*args: str, check: bool = True) -> bool:
-            commands.append([self.builder.docker, *args])
+            commands.append(list(args))
             completed = subprocess.run(
                 [self.builder.docker, *args],
                 env={**os.environ, **self.builder.env, "DOCKER_CLI_EXPERIMENTAL": "enabled"},
@@ -373,7 +315,8 @@ class Bench:
             )
             outputs.append(completed.stdout)
             if check and completed.returncode != 0:
-                raise RuntimeError(f"failed: {shlex.join(commands[-1])}\n{completed.stdout}")
+                command = shlex.join([self.builder.docker, *args])
+                raise RuntimeError(f"failed: {command}\n{completed.stdout}")
             return completed.returncode == 0
 
         start = time.perf_counter()

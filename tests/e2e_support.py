@@ -12,6 +12,10 @@ A test module that needs them:
 
 `test_registry()` starts one registry per process (unless $GDI_TEST_REGISTRY names one)
 and stops it at exit; a module may also `unittest.addModuleCleanup(stop_test_registry)`.
+A module that also builds busybox_image() skips with `busybox_e2e_problem()` instead.
+
+Also what docker and the tool print: `cached_steps(build output)`, the instructions docker
+took from its cache, and `docker_commands(the tool's log)`, the docker commands it ran.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ import functools
 import json
 import os
 import re
+import shlex
 import shutil
 import socket
 import subprocess
@@ -30,7 +35,7 @@ import time
 import urllib.error
 import urllib.request
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar
 
 # Not from tests.helpers: that imports the tool, and these helpers must not depend on it.
 REPO_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -91,10 +96,26 @@ def dangling_images() -> set[str]:
     return set(listed.stdout.split())
 
 
-def remove_new_dangling_images(before: set[str]) -> None:
-    new = dangling_images() - before
-    if new:
-        docker("image", "rm", "--force", *new, check=False)
+_STEP_IMAGE = re.compile(r"^ ---> ([0-9a-f]{12})$", re.MULTILINE)
+_BUILT_IMAGE = re.compile(r"^Successfully built ([0-9a-f]{12})$", re.MULTILINE)
+
+
+def remove_dangling_images_of(output: str, patience: float = 0.0) -> None:
+    """Removes the untagged images that classic builds' output names (their
+    steps, their results): only what a test made, not what other users of
+    the engine have left. An image still used by the container of a build
+    being cancelled cannot be removed yet: tries again for `patience` s."""
+    ours = set(_STEP_IMAGE.findall(output) + _BUILT_IMAGE.findall(output))
+    deadline = time.monotonic() + patience
+    while True:
+        dangling = [
+            image for image in dangling_images() if image.removeprefix("sha256:")[:12] in ours
+        ]
+        if not dangling or docker("image", "rm", *dangling, check=False).returncode == 0:
+            return
+        if time.monotonic() > deadline:
+            return
+        time.sleep(0.5)
 
 
 def registry_tags(registry: str, repository: str) -> list[str]:
@@ -110,7 +131,46 @@ def registry_tags(registry: str, repository: str) -> list[str]:
     return sorted(body.get("tags") or [])
 
 
-class LocalRegistry:
+def manifest_digest(registry: str, repository: str, tag: str) -> str | None:
+    """The registry's digest of repository:tag (Docker-Content-Digest, of its schema 2
+    manifest), from its HTTP API; None if it has no such tag."""
+    request = urllib.request.Request(
+        f"http://{registry}/v2/{repository}/manifests/{tag}",
+        method="HEAD",
+        headers={"Accept": "application/vnd.docker.distribution.manifest.v2+json"},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            digest: str | None = response.headers.get("Docker-Content-Digest")
+            return digest
+    except urllib.error.HTTPError as error:
+        if error.code == 404:
+            return None
+        raise
+
+
+_Closable = TypeVar("_Closable", bound="ClosedOnExit")
+
+
+class ClosedOnExit:
+    """A context manager whose exit calls close() (which a subclass defines)."""
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self: _Closable) -> _Closable:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+class LocalRegistry(ClosedOnExit):
     """A `docker-registry serve` process on 127.0.0.1, storage in a temporary directory."""
 
     def __init__(self, htpasswd: str | None = None) -> None:
@@ -160,21 +220,12 @@ class LocalRegistry:
         self._log.close()
         shutil.rmtree(self._storage, ignore_errors=True)
 
+    close = stop
+
     @property
     def storage(self) -> str:
         """The storage root: blobs under docker/registry/v2/blobs/sha256/<2 hex>/<digest>/."""
         return self._storage
-
-    def __enter__(self) -> LocalRegistry:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.stop()
 
 
 # --- one registry for the whole test run -------------------------------------------------
@@ -199,6 +250,17 @@ def e2e_problem() -> str | None:
             "no docker-registry installed (apt-get install docker-registry)"
             " and GDI_TEST_REGISTRY is not set"
         )
+    return fail_under_ci(problem)
+
+
+def busybox_e2e_problem() -> str | None:
+    """e2e_problem(), or, when that is None, busybox_problem(): why end-to-end tests that
+    also build busybox_image() cannot run here. Under CI=true raises RuntimeError instead."""
+    return e2e_problem() or fail_under_ci(busybox_problem())
+
+
+def fail_under_ci(problem: str | None) -> str | None:
+    """`problem`, a reason to skip end-to-end tests; under CI=true raises it instead."""
     if problem and os.environ.get("CI") == "true":
         raise RuntimeError(f"end-to-end tests cannot run under CI: {problem}")
     return problem
@@ -365,3 +427,49 @@ def _remove_built_images() -> None:
             digests += [name for name in names if name.split("@", 1)[0] in repositories]
     if digests:
         docker("image", "rm", *digests, check=False)
+
+
+# --- what docker and the tool print -------------------------------------------------------
+
+_CLASSIC_STEP = re.compile(r"^Step \d+/\d+ : (.*)$")
+_BUILDKIT_STEP = re.compile(r"^#(\d+) \[(?:[^\]]* )?\d+/\d+\] (.*)$")
+_BUILDKIT_CACHED = re.compile(r"^#(\d+) CACHED$")
+_ENV_PREFIX = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*=")
+
+
+def cached_steps(output: str) -> list[str]:
+    """The instructions docker took from its cache, from its build output (FROM excluded).
+
+    Classic: "Step 2/3 : RUN ..." then " ---> Using cache"; BuildKit's plain progress:
+    "#5 [2/3] RUN ..." and, later, "#5 CACHED".
+    """
+    cached: list[str] = []
+    step: str | None = None
+    buildkit_steps: dict[str, str] = {}
+    for raw_line in output.splitlines():
+        line = raw_line.rstrip()
+        if match := _CLASSIC_STEP.match(line):
+            step = match.group(1)
+        elif line.strip() == "---> Using cache" and step is not None:
+            cached.append(step)
+            step = None
+        elif match := _BUILDKIT_STEP.match(line):
+            buildkit_steps[match.group(1)] = match.group(2)
+        elif (match := _BUILDKIT_CACHED.match(line)) and match.group(1) in buildkit_steps:
+            cached.append(buildkit_steps[match.group(1)])
+    return [step for step in cached if not step.upper().startswith("FROM ")]
+
+
+def docker_commands(log: str) -> list[list[str]]:
+    """The docker commands the tool logged (each on the line after "Running subprocess in
+    '...'"), as argument lists from the subcommand on (`["build", "--pull", ...]`): without
+    the VAR=value prefixes and the docker path."""
+    commands: list[list[str]] = []
+    lines = log.splitlines()
+    for index, line in enumerate(lines[:-1]):
+        if "Running subprocess in '" in line:
+            words = shlex.split(lines[index + 1])
+            while words and _ENV_PREFIX.match(words[0]):
+                words.pop(0)
+            commands.append(words[1:])
+    return commands

@@ -26,8 +26,9 @@ import threading
 from collections.abc import Collection
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
-from typing import NamedTuple, TypeVar
+from typing import NamedTuple
+
+from tests.e2e_support import ClosedOnExit
 
 # --- What docker says -------------------------------------------------------------------
 #
@@ -301,10 +302,7 @@ class _Handler(BaseHTTPRequestHandler):
         pass  # requests are recorded in the owner's `requests`, not printed
 
 
-_Registry = TypeVar("_Registry", bound="FakeRegistry")
-
-
-class FakeRegistry:
+class FakeRegistry(ClosedOnExit):
     """The common part: a threaded HTTP server with a hard lifetime."""
 
     # Answer docker's https attempt as a plain-HTTP server would, so it retries over http.
@@ -332,17 +330,6 @@ class FakeRegistry:
         self._timer = threading.Timer(lifetime, self.close)
         self._timer.daemon = True
         self._timer.start()
-
-    def __enter__(self: _Registry) -> _Registry:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def close(self) -> None:
         """Stops listening and cuts every open connection; safe to call more than once."""
@@ -485,10 +472,11 @@ class FlakyRegistry(FakeRegistry):
         except (OSError, http.client.HTTPException) as error:  # upstream down or cut
             status, reason, data = 502, "Bad Gateway", f"upstream: {error}\n".encode()
             headers = [("Content-Type", "text/plain"), ("Content-Length", str(len(data)))]
-        self._answer(handler, status, reason, headers, data)
+        # Counted before answering: a client that has its answer sees the count.
         with self._lock:
             self.proxied += 1
         self._record(handler, status)
+        self._answer(handler, status, reason, headers, data)
 
     def _ask_upstream(
         self, handler: _Handler, body: bytes

@@ -15,13 +15,12 @@ import uuid
 
 from tests.e2e_support import (
     LocalRegistry,
-    dangling_images,
     docker,
     e2e_problem,
     image_id,
     registry_tags,
+    remove_dangling_images_of,
     remove_images,
-    remove_new_dangling_images,
     test_registry,
 )
 from tests.fixtures import Dir, File, build_tree
@@ -43,7 +42,8 @@ class EndToEndTest(ScratchDirTestCase):
         # A repository no other run uses, and content no other image has.
         self.repository = f"gdi-e2e/{uuid.uuid4().hex[:12]}"
         self.addCleanup(remove_images, self.repository)
-        self.addCleanup(remove_new_dangling_images, dangling_images())
+        self.outputs: list[str] = []  # the tool's runs', whose builds name their images
+        self.addCleanup(lambda: remove_dangling_images_of("".join(self.outputs)))
         build_tree(
             self.root,
             [
@@ -59,7 +59,7 @@ class EndToEndTest(ScratchDirTestCase):
         argv = [sys.executable, SCRIPT, "--context", "ctx", "--repository", self.repository]
         if registry is not None:
             argv += ["--container-registry", registry]
-        return subprocess.run(
+        completed = subprocess.run(
             [*argv, *extra],
             capture_output=True,
             text=True,
@@ -67,6 +67,8 @@ class EndToEndTest(ScratchDirTestCase):
             timeout=300,
             env={**os.environ, **(env or {})},
         )
+        self.outputs.append(completed.stderr)
+        return completed
 
     def image_name(self, *extra: str, registry: str | None = REGISTRY) -> str:
         completed = self.run_tool(*extra, "--print-image-name", registry=registry)

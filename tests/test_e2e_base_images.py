@@ -15,8 +15,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import re
-import shlex
 import socket
 import subprocess
 import sys
@@ -25,11 +23,17 @@ import threading
 import unittest
 import urllib.request
 import uuid
-from types import TracebackType
 from typing import Any
 
 from tests import e2e_support
-from tests.e2e_support import busybox_image, docker, free_port, registry_tags, remove_images
+from tests.e2e_support import (
+    busybox_image,
+    docker,
+    docker_commands,
+    free_port,
+    registry_tags,
+    remove_images,
+)
 from tests.helpers import SCRIPT, remove_tree
 
 TOOL_TIMEOUT = 180  # seconds; a run takes one or two
@@ -47,16 +51,7 @@ HTPASSWD = "tester:$2b$05$NqWfjEB8QScDhnO.lWiXEOvwDEUAJk6vOWrHuu1g8M57e1UrSKDmC\
 INSPECT_VERBOSE = ["manifest", "inspect", "--insecure", "--verbose"]
 
 
-def _problem() -> str | None:
-    problem = e2e_support.e2e_problem()  # raises under CI=true
-    if problem is None:
-        problem = e2e_support.busybox_problem()
-        if problem and os.environ.get("CI") == "true":
-            raise RuntimeError(f"end-to-end tests cannot run under CI: {problem}")
-    return problem
-
-
-PROBLEM = _problem()
+PROBLEM = e2e_support.busybox_e2e_problem()  # raises under CI=true
 if PROBLEM is not None:
     print(f"skipping --hash-base-images end-to-end tests: {PROBLEM}", file=sys.stderr)
 
@@ -77,20 +72,6 @@ def registry_digest(reference: str) -> str:
     with urllib.request.urlopen(request, timeout=10) as response:
         digest: str = response.headers["Docker-Content-Digest"]
     return digest
-
-
-def docker_commands(log: str) -> list[list[str]]:
-    """The docker commands the tool logged, from the subcommand on (`["build", ...]`),
-    without the docker path and the VAR=value prefixes."""
-    commands = []
-    lines = log.splitlines()
-    for index, line in enumerate(lines[:-1]):
-        if "Running subprocess in '" in line:
-            words = shlex.split(lines[index + 1])
-            while words and re.match(r"^[A-Za-z_][A-Za-z0-9_]*=", words[0]):
-                words.pop(0)
-            commands.append(words[1:])
-    return commands
 
 
 def engine_platform() -> str:
@@ -121,7 +102,7 @@ def original_tag(root: str, build_args: str, dockerfile: str, context: str) -> s
     return "image_content_digest_" + digest.hexdigest()
 
 
-class FakeRegistryHost:
+class FakeRegistryHost(e2e_support.ClosedOnExit):
     """A TCP port on 127.0.0.1 where a registry should be, but that either closes every
     connection at once (docker reads EOF: a transient failure) or never answers (docker
     waits: the probe timeout applies)."""
@@ -153,17 +134,6 @@ class FakeRegistryHost:
         if self._thread is not None:
             self._thread.join()
         self._socket.close()
-
-    def __enter__(self) -> FakeRegistryHost:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.close()
 
 
 # --- the tests ------------------------------------------------------------------------------

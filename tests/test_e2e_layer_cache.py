@@ -10,88 +10,45 @@ Each test has its own repository (so its own cache tag) and a one-second
 "expensive" step, and simulates a fresh CI runner between runs: the
 repository's local images removed, and for BuildKit its build cache too.
 
-Skipped without docker, /usr/bin/docker or docker-registry (a failure under
-CI=true instead). The registry is tests/e2e_support.test_registry()'s.
+Skipped without docker, /usr/bin/docker, docker-registry or a static busybox
+(a failure under CI=true instead). The registry is tests/e2e_support.test_registry()'s.
 """
 
 from __future__ import annotations
 
 import os
-import re
-import shlex
 import shutil
 import subprocess
 import sys
 import tempfile
 import unittest
-import urllib.error
-import urllib.request
 import uuid
 from collections.abc import Mapping
 
-from tests.e2e_support import busybox_image, e2e_problem, test_registry
+from tests.e2e_support import (
+    busybox_e2e_problem,
+    busybox_image,
+    cached_steps,
+    docker_commands,
+    fail_under_ci,
+    manifest_digest,
+    test_registry,
+)
 from tests.helpers import SCRIPT, remove_tree
 
 BUILDKIT_DOCKER = "/usr/bin/docker"  # Debian's docker.io client: BuildKit built in
 CACHE_TAG = "latest"  # --layer-cache's default
 EXPENSIVE = "RUN sleep 1 && head -c 1000000 /dev/urandom > /big"
-MANIFEST_V2 = "application/vnd.docker.distribution.manifest.v2+json"
 
 
 def _problem() -> str | None:
-    problem = e2e_problem()  # raises under CI=true
+    problem = busybox_e2e_problem()  # raises under CI=true
     if problem is None and shutil.which(BUILDKIT_DOCKER) is None:
-        problem = f"no {BUILDKIT_DOCKER} (Debian's docker.io client, for BuildKit)"
-        if os.environ.get("CI") == "true":
-            raise RuntimeError(f"end-to-end tests cannot run under CI: {problem}")
+        problem = fail_under_ci(f"no {BUILDKIT_DOCKER} (Debian's docker.io client, for BuildKit)")
     return problem
 
 
 PROBLEM = _problem()
-
-
-# --- docker's output ----------------------------------------------------------------------
-
-_CLASSIC_STEP = re.compile(r"^Step \d+/\d+ : (.*)$")
-_BUILDKIT_STEP = re.compile(r"^#(\d+) \[(?:[^\]]* )?\d+/\d+\] (.*)$")
-_BUILDKIT_CACHED = re.compile(r"^#(\d+) CACHED$")
-
-
-def cached_steps(output: str) -> list[str]:
-    """The instructions docker took from its cache, from its build output (FROM excluded).
-
-    Classic: "Step 2/3 : RUN ..." then " ---> Using cache"; BuildKit's plain progress:
-    "#5 [2/3] RUN ..." and, later, "#5 CACHED".
-    """
-    cached: list[str] = []
-    step: str | None = None
-    buildkit_steps: dict[str, str] = {}
-    for raw_line in output.splitlines():
-        line = raw_line.rstrip()
-        if match := _CLASSIC_STEP.match(line):
-            step = match.group(1)
-        elif line.strip() == "---> Using cache" and step is not None:
-            cached.append(step)
-            step = None
-        elif match := _BUILDKIT_STEP.match(line):
-            buildkit_steps[match.group(1)] = match.group(2)
-        elif (match := _BUILDKIT_CACHED.match(line)) and match.group(1) in buildkit_steps:
-            cached.append(buildkit_steps[match.group(1)])
-    return [step for step in cached if not step.upper().startswith("FROM ")]
-
-
-def docker_commands(log: str) -> list[list[str]]:
-    """The docker commands the tool logged, as argument lists from the subcommand on
-    (`["build", "--pull", ...]`), without the docker path and VAR=value prefixes."""
-    commands = []
-    lines = log.splitlines()
-    for index, line in enumerate(lines[:-1]):
-        if "Running subprocess in '" in line:
-            words = shlex.split(lines[index + 1])
-            while words and re.match(r"^[A-Za-z_][A-Za-z0-9_]*=", words[0]):
-                words.pop(0)
-            commands.append(words[1:])
-    return commands
 
 
 def option_values(args: list[str], option: str) -> list[str]:
@@ -99,23 +56,6 @@ def option_values(args: list[str], option: str) -> list[str]:
     values = [arg.split("=", 1)[1] for arg in args if arg.startswith(option + "=")]
     values += [args[i + 1] for i, arg in enumerate(args[:-1]) if arg == option]
     return values
-
-
-def manifest_digest(registry: str, repository: str, tag: str) -> str | None:
-    """The registry's digest of repository:tag (Docker-Content-Digest), or None."""
-    request = urllib.request.Request(
-        f"http://{registry}/v2/{repository}/manifests/{tag}",
-        method="HEAD",
-        headers={"Accept": MANIFEST_V2},
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=10) as response:
-            digest: str | None = response.headers.get("Docker-Content-Digest")
-            return digest
-    except urllib.error.HTTPError as error:
-        if error.code == 404:
-            return None
-        raise
 
 
 class LayerCacheTests(unittest.TestCase):

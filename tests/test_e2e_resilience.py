@@ -8,7 +8,7 @@ the base image is e2e_support.busybox_image(). Every test uses a repository name
 own (uuid) and removes only the images it made (its tags, and its builds' untagged
 images by the IDs its own logs print).
 
-Skipped with e2e_problem()'s reason (a failure under CI=true instead).
+Skipped with busybox_e2e_problem()'s reason (a failure under CI=true instead).
 """
 
 from __future__ import annotations
@@ -32,13 +32,12 @@ from typing import Any
 
 from tests.e2e_support import (
     LocalRegistry,
+    busybox_e2e_problem,
     busybox_image,
-    busybox_problem,
-    dangling_images,
-    docker,
-    e2e_problem,
+    docker_commands,
     image_id,
     registry_tags,
+    remove_dangling_images_of,
     remove_images,
     stop_test_registry,
     test_registry,
@@ -46,17 +45,7 @@ from tests.e2e_support import (
 from tests.fake_registry import FlakyRegistry, HangingRegistry, _Handler
 from tests.helpers import LOG_TIMESTAMP, SCRIPT, remove_tree
 
-
-def _problem() -> str | None:
-    problem = e2e_problem()  # raises under CI=true
-    if problem is None:
-        problem = busybox_problem()
-        if problem and os.environ.get("CI") == "true":
-            raise RuntimeError(f"end-to-end tests cannot run under CI: {problem}")
-    return problem
-
-
-PROBLEM = _problem()
+PROBLEM = busybox_e2e_problem()  # raises under CI=true
 if PROBLEM is not None:
     print(f"skipping resilience end-to-end tests: {PROBLEM}", file=sys.stderr)
 
@@ -70,9 +59,6 @@ STOP_EXPECTED = 5.0
 STOP_TIMEOUT = 15.0  # past this, the test gives up on the tool
 ANOTHER_JOB_PUSHED = "Another job pushed the image meanwhile"
 # Classic builder output: each step's resulting image, and the final one.
-_STEP_IMAGE = re.compile(r"^ ---> ([0-9a-f]{12})$", re.MULTILINE)
-_BUILT_IMAGE = re.compile(r"^Successfully built ([0-9a-f]{12})$", re.MULTILINE)
-_ENV_PREFIX = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*=")
 
 # Docker wrappers that do NOT exec docker: it runs as their child (in their process group).
 FOREGROUND_WRAPPER = '#!/bin/sh\ndocker "$@"\nstatus=$?\nexit "$status"\n'
@@ -86,20 +72,6 @@ def setUpModule() -> None:
 
 
 # --- helpers ------------------------------------------------------------------------------
-
-
-def docker_commands(log: str) -> list[list[str]]:
-    """The commands the tool logged (after each "Running subprocess in '...'" line), from the
-    subcommand on (["push", IMAGE]): without VAR=value prefixes and the docker path."""
-    commands: list[list[str]] = []
-    lines = log.splitlines()
-    for index, line in enumerate(lines[:-1]):
-        if "Running subprocess in '" in line:
-            words = shlex.split(lines[index + 1])
-            while words and _ENV_PREFIX.match(words[0]):
-                words.pop(0)
-            commands.append(words[1:])
-    return commands
 
 
 def subcommands(log: str) -> list[str]:
@@ -318,22 +290,7 @@ class ResilienceEndToEndTest(unittest.TestCase):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(int(process.split(":", 1)[0]), signal.SIGKILL)
         remove_images(self.repository)
-        ours: set[str] = set()
-        for job in self.jobs:
-            log = job.log()
-            ours.update(_STEP_IMAGE.findall(log) + _BUILT_IMAGE.findall(log))
-        # An image still used by the container of a build being cancelled cannot be
-        # removed yet: try again for a while.
-        deadline = time.monotonic() + 15
-        while True:
-            dangling = [
-                image for image in dangling_images() if image.removeprefix("sha256:")[:12] in ours
-            ]
-            if not dangling or docker("image", "rm", *dangling, check=False).returncode == 0:
-                break
-            if time.monotonic() > deadline:
-                break
-            time.sleep(0.5)
+        remove_dangling_images_of("".join(job.log() for job in self.jobs), patience=15)
 
     # --- assertions
 
