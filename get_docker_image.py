@@ -175,11 +175,12 @@ class _ArgumentParser(argparse.ArgumentParser):
         super().error(message)
 
 
-def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
+def build_parser(prog: str) -> argparse.ArgumentParser:
+    command = f"python3 {prog}" if prog.endswith(".py") else prog  # examples that paste
     parser = _ArgumentParser(
         prog=prog,
         description=DESCRIPTION,
-        epilog=EPILOG,
+        epilog=EPILOG.replace("%(prog)s", command),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--dockerfile", default="Dockerfile", help="Path to the Dockerfile.")
@@ -1601,12 +1602,17 @@ def push_unless_pushed(docker: Docker, image: str, names: Sequence[str], *, rech
     def attempt() -> bool:
         try:
             docker.step_once("push", image, names=names)
-        except StepFailed:
-            if not recheck or docker.probe(image, names)[0] is not Probe.FOUND:
-                raise
-            _log.info("The push failed, but another job has pushed the image: pulling it.")
-            docker.step("pull", image, names=names)
-            return True
+        except StepFailed as failure:
+            if recheck and docker.probe(image, names)[0] is Probe.FOUND:
+                _log.info("The push failed, but another job has pushed the image: pulling it.")
+                docker.step("pull", image, names=names)
+                return True
+            if failure.probe is Probe.LOST_BLOB or "digest invalid" in str(failure).lower():
+                # Jobs pushing the same layers at once: the registry can answer
+                # "blob unknown" for a layer a sibling is committing; a moment
+                # later it has it.
+                raise StepFailed(str(failure), Probe.TRANSIENT) from None
+            raise
         return False
 
     return docker.retrying(attempt, "docker push")

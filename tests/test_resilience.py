@@ -73,6 +73,27 @@ class ConvergenceTest(ResilienceTestCase):
             "pulling it.",
         )
 
+    def test_a_blob_a_sibling_is_still_pushing_is_retried(self) -> None:
+        """Jobs pushing the same layers at once: the registry answers "blob
+        unknown" (or "digest invalid") for one a sibling is committing."""
+        for stderr in (
+            "manifest blob unknown: blob unknown to registry",
+            "digest invalid: provided digest did not match uploaded content",
+        ):
+            with self.subTest(stderr):
+                self.forget_docker_calls()
+                self.script(push=[{"status": 1, "stderr": stderr}])
+                result = self.run_tool()
+                self.assertEqual(result.status, 0, result.stderr)
+                self.assertEqual(
+                    self.docker_argvs(),
+                    [self.probe, self.build, self.probe, self.push, self.probe, self.push]
+                    + [self.tag_argv],
+                )
+                for name in os.listdir(self.registry_dir):  # the next run misses again
+                    os.remove(os.path.join(self.registry_dir, name))
+                os.remove(os.environ["FAKE_DOCKER_SCRIPT"] + ".push.count")
+
     def test_permanent_push_failure_is_not_retried(self) -> None:
         self.script(push=[{"status": 1, "stderr": DENIED}])
         result = self.run_tool()
