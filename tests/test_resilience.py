@@ -87,8 +87,15 @@ class ConvergenceTest(ResilienceTestCase):
                 self.assertEqual(result.status, 0, result.stderr)
                 self.assertEqual(
                     self.docker_argvs(),
-                    [self.probe, self.build, self.probe, self.push, self.probe, self.push]
-                    + [self.tag_argv],
+                    [
+                        self.probe,
+                        self.build,
+                        self.probe,
+                        self.push,
+                        self.probe,
+                        self.push,
+                        self.tag_argv,
+                    ],
                 )
                 for name in os.listdir(self.registry_dir):  # the next run misses again
                     os.remove(os.path.join(self.registry_dir, name))
