@@ -849,9 +849,7 @@ class _LinkWalk:
                                 links[name] = mode
         except OSError as error:
             raise _input_error(error, path, "directory") from None
-        files.sort()
-        dirs.sort(key=lambda entry: entry[0])
-        return files, links, dirs
+        return _sorted(files, links, dirs)
 
     def _walked(self, status: os.stat_result, path: bytes) -> None:
         key = (status.st_dev, status.st_ino)
@@ -1016,6 +1014,13 @@ def _list_as_docker(
                     links[name] = mode
     except OSError as error:
         raise _input_error(error, path, "directory") from None
+    return _sorted(files, links, dirs)
+
+
+def _sorted(
+    files: list[bytes], links: dict[bytes, int], dirs: list[tuple[bytes, int, object]]
+) -> _Listing:
+    """A directory's listing in hash order: files, then subdirectories, by name."""
     files.sort()
     dirs.sort(key=lambda entry: entry[0])
     return files, links, dirs
