@@ -453,7 +453,7 @@ class _Progress:
         self.files += files
         self.bytes += nbytes
         # The clock is read once per 64 files, or for every large chunk.
-        if (self.files & 63 == 0 or nbytes >= READ_CHUNK_SIZE) and (
+        if ((files and self.files & 63 == 0) or nbytes >= READ_CHUNK_SIZE) and (
             now := time.monotonic()
         ) >= self._next:
             self._next = now + PROGRESS_EVERY_SECONDS
@@ -687,13 +687,14 @@ class ContentDigest:
                 if size < small_file_size:  # one read, into a fresh bytes object
                     data = read(fd, size + 1)
                     update(data)
-                    count = len(data)
+                    count = read_whole = len(data)
                     content = hashlib.sha256(data) if observer else None
                     if count > size:  # it grew since fstat: read on to the end
                         count += self._add_rest(fd, 0, content)
                 else:
                     content = hashlib.sha256() if observer else None
                     count = self._add_rest(fd, size, content)
+                    read_whole = 0  # _add_chunk reported the chunks as they came
             except OSError as error:
                 raise _input_error(error, path, what) from None
             finally:
@@ -701,7 +702,7 @@ class ContentDigest:
             if exact and count != size:  # the record's size must be the content's
                 raise InputError(f"{what} changed while it was hashed: {_show(path)}")
             hashed += 1
-            progress.add(1, count)
+            progress.add(1, read_whole)
             if observer:
                 self._observe(kind, path, mode, size=count, content=content)
         return hashed
@@ -733,8 +734,7 @@ class ContentDigest:
         self._digest.update(chunk)
         if content:
             content.update(chunk)
-        if len(chunk) >= READ_CHUNK_SIZE:
-            self.progress.add(0, 0)  # a chance to report, within a large file
+        self.progress.add(0, len(chunk))  # large files report as they go
 
     def _add_content_read_ahead(self, fd: int, content: hashlib._Hash | None) -> int:
         """Hashes a large file's bytes while a second thread reads the next chunk.
@@ -873,8 +873,11 @@ class _LinkWalk:
         except OSError:
             target = None
         if target is not None and stat.S_ISREG(target.st_mode):
-            if not _contains(self.root_real, self._link_target(dir_fd, name, state.real_path)):
-                self.notes.setdefault("outside", path)
+            # A readlink per link to a file, until the first one that leads outside.
+            if "outside" not in self.notes and not _contains(
+                self.root_real, self._link_target(dir_fd, name, state.real_path)
+            ):
+                self.notes["outside"] = path
             return "file", 0, b""
         if target is not None and not stat.S_ISDIR(target.st_mode):
             return None

@@ -216,6 +216,20 @@ class ProgressTest(ScratchDirTestCase):
         )
         self.assertEqual(len(messages), 3)
 
+    def test_a_large_file_reports_its_bytes_as_they_are_hashed(self) -> None:
+        build_tree(self.root, [DOCKERFILE, CTX, File("ctx/big", b"x" * (3 * 1024 * 1024))])
+        with (
+            mock.patch.object(get_docker_image, "PROGRESS_AFTER_SECONDS", 0.0),
+            mock.patch.object(get_docker_image, "PROGRESS_EVERY_SECONDS", 0.0),
+        ):
+            result = run_main(["--context", "ctx", "--repository", "r", "--print-image-name"])
+        messages = result.log_messages()
+        # The Dockerfile, then the first 1 MiB chunk of the big file.
+        self.assertRegex(
+            messages[0], r"^get_docker_image \[INFO\] - Hashing: 1 files, 1\.0 MB so far"
+        )
+        self.assertRegex(messages[-1], r"^get_docker_image \[INFO\] - Hashed 2 files, 3\.1 MB in ")
+
     def test_fast_hashing_is_quiet(self) -> None:
         build_tree(self.root, [DOCKERFILE, CTX, File("ctx/f", b"f")])
         result = run_main(["--context", "ctx", "--repository", "r", "--print-image-name"])
