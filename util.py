@@ -97,21 +97,19 @@ def run(
         try:
             if tee:
                 process.wait(timeout=timeout)
-                err = tee.finish()
             else:
                 out_bytes, err_bytes = process.communicate(timeout=timeout)
                 out = _text(out_bytes) if capture else None
                 err = _text(err_bytes) if capture else None
         except subprocess.TimeoutExpired:  # nothing to clean up: no grace
             _stop(process, grace=0)
-            if tee:
-                tee.finish()
             raise
         except BaseException:  # Ctrl-C, termination: nothing may outlive us
             _stop(process)
-            if tee:
-                tee.finish()
             raise
+        finally:
+            if tee:
+                err = tee.finish()
         _reap_group(process.pid)
     completed = subprocess.CompletedProcess(cmd, process.returncode, out, err)
 
@@ -149,11 +147,13 @@ class _StderrTee:
 
 
 def _signal_group(pgid: int, signum: int) -> bool:
-    """Sends `signum` to the process group; False if none of it is left."""
+    """Sends `signum` (0: none) to the process group; False if none of it is left."""
     try:
         os.killpg(pgid, signum)
     except ProcessLookupError:
         return False
+    except PermissionError:  # members we may not signal still exist
+        return True
     return True
 
 
@@ -172,19 +172,9 @@ def _stop(process: subprocess.Popen[bytes], grace: float | None = None) -> None:
             while time.monotonic() < deadline:
                 # The group is gone once its last member exits; the child may
                 # exit first, leaving members that still hold up the group.
-                if process.poll() is not None and not _group_alive(process.pid):
+                if process.poll() is not None and not _signal_group(process.pid, 0):
                     break
                 time.sleep(0.02)
     finally:
         _signal_group(process.pid, signal.SIGKILL)
         process.wait()
-
-
-def _group_alive(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # members we may not signal still exist
-        return True
-    return True
