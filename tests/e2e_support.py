@@ -171,9 +171,15 @@ class ClosedOnExit:
 
 
 class LocalRegistry(ClosedOnExit):
-    """A `docker-registry serve` process on 127.0.0.1, storage in a temporary directory."""
+    """A `docker-registry serve` process on 127.0.0.1, storage in a temporary directory.
 
-    def __init__(self, htpasswd: str | None = None) -> None:
+    htpasswd: a file for basic auth; delete: whether the API may delete manifests;
+    read_only: the storage's maintenance mode (pulls work, pushes are refused).
+    """
+
+    def __init__(
+        self, htpasswd: str | None = None, *, delete: bool = True, read_only: bool = False
+    ) -> None:
         self.port = free_port()
         self.address = f"127.0.0.1:{self.port}"
         self._storage = tempfile.mkdtemp(prefix="gdi-registry-")
@@ -181,7 +187,10 @@ class LocalRegistry(ClosedOnExit):
             os.environ,
             REGISTRY_HTTP_ADDR=self.address,
             REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY=self._storage,
+            REGISTRY_STORAGE_DELETE_ENABLED="true" if delete else "false",
         )
+        if read_only:
+            env["REGISTRY_STORAGE_MAINTENANCE_READONLY"] = '{"enabled":true}'
         if htpasswd:
             env.update(
                 REGISTRY_AUTH="htpasswd",
