@@ -48,6 +48,7 @@ def run(
     check: bool = True,
     stdout_to_stderr: bool = False,
     timeout: float | None = None,
+    input: str | None = None,
 ) -> subprocess.CompletedProcess[str]:
     """Runs the command `args` (never through a shell) and waits for it.
 
@@ -67,6 +68,9 @@ def run(
             keeping stdout for what the caller prints.
         timeout: Seconds; past them the child is stopped and
             subprocess.TimeoutExpired is raised.
+        input: Text for the child's stdin (with capture only); else the
+            child gets none (stdin is /dev/null with capture, inherited
+            otherwise).
 
     Returns:
         The completed process. stdout is None unless captured; stderr is the
@@ -77,6 +81,8 @@ def run(
     _log.info("Running subprocess in '%s'\n%s", cwd or os.getcwd(), format_command(cmd, env))
 
     stream = not capture and not quiet
+    if input is not None and not capture:
+        raise ValueError("input needs capture")
     if capture:
         stdout: int | None = subprocess.PIPE
         stderr: int | None = subprocess.PIPE
@@ -85,11 +91,13 @@ def run(
     else:
         stdout = _STDERR_FD if stdout_to_stderr else None
         stderr = subprocess.PIPE  # passed through as it comes, its tail kept
-    group: dict[str, object] = (
+    popen_options: dict[str, object] = (
         {"process_group": 0} if sys.version_info >= (3, 11) else {"preexec_fn": os.setpgrp}
     )
+    if input is not None:
+        popen_options["stdin"] = subprocess.PIPE
     with subprocess.Popen(  # type: ignore[call-overload]
-        cmd, cwd=cwd, env=env, stdout=stdout, stderr=stderr, **group
+        cmd, cwd=cwd, env=env, stdout=stdout, stderr=stderr, **popen_options
     ) as process:
         tee = _StderrTee(process.stderr) if stream else None
         out: str | None = None
@@ -98,7 +106,8 @@ def run(
             if tee:
                 process.wait(timeout=timeout)
             else:
-                out_bytes, err_bytes = process.communicate(timeout=timeout)
+                data = None if input is None else input.encode()
+                out_bytes, err_bytes = process.communicate(data, timeout=timeout)
                 out = _text(out_bytes) if capture else None
                 err = _text(err_bytes) if capture else None
         except subprocess.TimeoutExpired:  # nothing to clean up: no grace
