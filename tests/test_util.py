@@ -10,14 +10,36 @@ import signal
 import subprocess
 import sys
 import tempfile
+import time
 import unittest
 from types import FrameType
 from unittest import mock
 
 from tests.helpers import REPO_DIR, TIMESTAMP_PATTERN, redirect_fds
-from util import format_command, run
+from util import STDERR_TAIL_BYTES, SilenceTimeout, format_command, run
 
 PRINT_BOTH = "import sys; print('to stdout'); print('to stderr', file=sys.stderr)"
+
+
+def is_running(pid: int) -> bool:
+    """Whether `pid` is a live process (a zombie awaiting its reaper is not)."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as file:
+            state = file.read().rpartition(")")[2].split()[0]
+    except FileNotFoundError:
+        return False
+    return state not in ("Z", "X")
+
+
+def stops_soon(pid: int) -> bool:
+    """Whether `pid` is gone within a second (a SIGKILL takes effect
+    asynchronously: the process runs on for a moment)."""
+    deadline = time.monotonic() + 1
+    while is_running(pid):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True
 
 
 class RunTest(unittest.TestCase):
@@ -101,6 +123,60 @@ class RunTest(unittest.TestCase):
                 pid = int(file.read())
             with self.assertRaises(ProcessLookupError):  # killed and reaped
                 os.kill(pid, 0)
+
+    def test_a_background_job_left_by_a_wrapper_costs_no_time(self) -> None:
+        with tempfile.TemporaryDirectory() as scratch:
+            wrapper = os.path.join(scratch, "wrapper")
+            with open(wrapper, "w", encoding="utf-8") as file:
+                file.write('#!/bin/sh\nsleep 30 &\necho "$!" >"$0.pid"\nexec "$@"\n')
+            os.chmod(wrapper, 0o755)
+            for capture, quiet in ((True, False), (False, False), (False, True)):
+                with self.subTest(capture=capture, quiet=quiet), tempfile.TemporaryFile() as sink:
+                    start = time.monotonic()
+                    with redirect_fds(sink.fileno()):
+                        completed = run(wrapper, "echo", "done", capture=capture, quiet=quiet)
+                    self.assertLess(time.monotonic() - start, 2)
+                    self.assertEqual(completed.returncode, 0)
+                    with open(wrapper + ".pid", encoding="utf-8") as file:
+                        self.assertTrue(stops_soon(int(file.read())))
+
+    def test_silence_timeout_stops_a_child_that_says_nothing(self) -> None:
+        start = time.monotonic()
+        with tempfile.TemporaryFile() as sink, redirect_fds(sink.fileno()):
+            with self.assertRaises(SilenceTimeout) as raised:
+                run("sh", "-c", "echo started; exec sleep 30", silence_timeout=0.5)
+            sink.seek(0)
+            self.assertEqual(sink.read(), b"started\n")
+        self.assertLess(time.monotonic() - start, 5)
+        self.assertEqual(str(raised.exception).split("]' ")[-1], "wrote nothing for 0.5 seconds")
+
+    def test_output_keeps_a_child_with_a_silence_timeout_alive(self) -> None:
+        talker = "for i in 1 2 3 4 5 6; do echo $i; sleep 0.1; done"
+        with tempfile.TemporaryFile() as sink, redirect_fds(sink.fileno()):
+            completed = run("sh", "-c", talker, silence_timeout=0.4, stdout_to_stderr=True)
+            sink.seek(0)
+            self.assertEqual(sink.read(), b"1\n2\n3\n4\n5\n6\n")
+        self.assertEqual(completed.returncode, 0)
+
+    def test_timeout_bounds_the_whole_run(self) -> None:
+        start = time.monotonic()
+        with self.assertRaises(subprocess.TimeoutExpired):
+            run("sh", "-c", "while :; do echo x; sleep 0.05; done", quiet=True, timeout=0.5)
+        self.assertLess(time.monotonic() - start, 5)
+
+    def test_input_reaches_stdin(self) -> None:
+        completed = run("cat", capture=True, input="https://index.docker.io/v1/")
+        self.assertEqual(completed.stdout, "https://index.docker.io/v1/")
+        with self.assertRaises(ValueError):
+            run("cat", input="x")
+
+    def test_stderr_tail_is_kept_when_streaming(self) -> None:
+        code = "import sys; sys.stderr.write('x' * 20000 + 'END')"
+        with tempfile.TemporaryFile() as sink, redirect_fds(sink.fileno()):
+            completed = run(sys.executable, "-c", code)
+        assert completed.stderr is not None
+        self.assertEqual(len(completed.stderr), STDERR_TAIL_BYTES)
+        self.assertTrue(completed.stderr.endswith("xEND"))
 
     def test_never_uses_a_shell(self) -> None:
         completed = run("echo", "$HOME; echo injected", capture=True)
