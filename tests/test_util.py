@@ -12,7 +12,9 @@ import sys
 import tempfile
 import time
 import unittest
+from collections.abc import Iterator
 from types import FrameType
+from typing import IO
 from unittest import mock
 
 from tests.helpers import REPO_DIR, TIMESTAMP_PATTERN, redirect_fds
@@ -29,6 +31,13 @@ def is_running(pid: int) -> bool:
     except FileNotFoundError:
         return False
     return state not in ("Z", "X")
+
+
+@contextlib.contextmanager
+def child_output_to(sink: IO[bytes]) -> Iterator[None]:
+    """Children's fds 1 and 2 to `sink`; log records (to sys.stderr) kept apart."""
+    with redirect_fds(sink.fileno()), contextlib.redirect_stderr(io.StringIO()):
+        yield
 
 
 def stops_soon(pid: int) -> bool:
@@ -75,8 +84,7 @@ class RunTest(unittest.TestCase):
     def test_quiet_discards_output_and_default_passes_it_through(self) -> None:
         for quiet, expected in ((True, b""), (False, b"to stdout\nto stderr\n")):
             with self.subTest(quiet=quiet), tempfile.TemporaryFile() as sink:
-                # Log records go to sys.stderr, kept apart from the child's fds.
-                with redirect_fds(sink.fileno()), contextlib.redirect_stderr(io.StringIO()):
+                with child_output_to(sink):
                     completed = run(sys.executable, "-c", PRINT_BOTH, quiet=quiet)
                 sink.seek(0)
                 self.assertEqual(sink.read(), expected)
@@ -133,7 +141,7 @@ class RunTest(unittest.TestCase):
             for capture, quiet in ((True, False), (False, False), (False, True)):
                 with self.subTest(capture=capture, quiet=quiet), tempfile.TemporaryFile() as sink:
                     start = time.monotonic()
-                    with redirect_fds(sink.fileno()):
+                    with child_output_to(sink):
                         completed = run(wrapper, "echo", "done", capture=capture, quiet=quiet)
                     self.assertLess(time.monotonic() - start, 2)
                     self.assertEqual(completed.returncode, 0)
@@ -142,7 +150,7 @@ class RunTest(unittest.TestCase):
 
     def test_silence_timeout_stops_a_child_that_says_nothing(self) -> None:
         start = time.monotonic()
-        with tempfile.TemporaryFile() as sink, redirect_fds(sink.fileno()):
+        with tempfile.TemporaryFile() as sink, child_output_to(sink):
             with self.assertRaises(SilenceTimeout) as raised:
                 run("sh", "-c", "echo started; exec sleep 30", silence_timeout=0.5)
             sink.seek(0)
@@ -152,7 +160,7 @@ class RunTest(unittest.TestCase):
 
     def test_output_keeps_a_child_with_a_silence_timeout_alive(self) -> None:
         talker = "for i in 1 2 3 4 5 6; do echo $i; sleep 0.1; done"
-        with tempfile.TemporaryFile() as sink, redirect_fds(sink.fileno()):
+        with tempfile.TemporaryFile() as sink, child_output_to(sink):
             completed = run("sh", "-c", talker, silence_timeout=0.4, stdout_to_stderr=True)
             sink.seek(0)
             self.assertEqual(sink.read(), b"1\n2\n3\n4\n5\n6\n")
@@ -172,7 +180,7 @@ class RunTest(unittest.TestCase):
 
     def test_stderr_tail_is_kept_when_streaming(self) -> None:
         code = "import sys; sys.stderr.write('x' * 20000 + 'END')"
-        with tempfile.TemporaryFile() as sink, redirect_fds(sink.fileno()):
+        with tempfile.TemporaryFile() as sink, child_output_to(sink):
             completed = run(sys.executable, "-c", code)
         assert completed.stderr is not None
         self.assertEqual(len(completed.stderr), STDERR_TAIL_BYTES)
