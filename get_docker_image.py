@@ -7,8 +7,10 @@ inputs it computes the same tag and makes the same docker calls (plus one
 re-check of the registry before a push, so that concurrent jobs converge).
 
 Sections, in the order the data flows: the command line; image names; the
-content digest (two walks sharing one hot loop); --explain output; docker
-(running, probing, retrying); base images; getting the image; main.
+docker build arguments and platforms; reading inputs; the content digest
+(one walk per hash mode over one hot loop); --explain output; docker
+(running, classifying, retrying); base images; getting the image; the
+image cache directory; main.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import hashlib
 import importlib
 import json
 import logging
+import math
 import os
 import queue
 import random
@@ -31,23 +34,24 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from types import FrameType
-from typing import TYPE_CHECKING, Any, NamedTuple, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Any, NamedTuple, NoReturn, Protocol, TypeVar
 
 if TYPE_CHECKING or not __package__:  # copied into a project, beside its helpers
     from logger import get_logger
-    from util import run
+    from util import SilenceTimeout, run
 else:  # installed, as the package get_docker_image_tool
     from .logger import get_logger
-    from .util import run
+    from .util import SilenceTimeout, run
 
 if TYPE_CHECKING:
     import dockerignore
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"
 
 T = TypeVar("T")
+S = TypeVar("S")
 
 LOGGER_NAME = "get_docker_image"
 _log = logging.getLogger(LOGGER_NAME)
@@ -68,13 +72,24 @@ READ_AHEAD_MIN_SIZE = 4 * READ_CHUNK_SIZE
 READ_AHEAD_BUFFERS = 3
 # Smaller files are read whole in one call.
 SMALL_FILE_SIZE = 64 * 1024
+# O_NONBLOCK: opening a FIFO must not hang (it is then refused as not a
+# regular file); it changes nothing for regular files.
 _OPEN_FLAGS = os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOCTTY
+
+# The most the tool reads of a file it parses (docker's own limits are
+# lower: a .dockerignore line may hold 64 KiB).
+DOCKERFILE_MAX_BYTES = 50 * 1000 * 1000
+DOCKERIGNORE_MAX_BYTES = 10 * 1000 * 1000
 
 # Hashing that takes longer than this reports progress, every PROGRESS_EVERY.
 PROGRESS_AFTER_SECONDS = 2.0
 PROGRESS_EVERY_SECONDS = 5.0
 
-HASH_MODES = ("original", "docker")
+# Bounds of option values: past them a value is a mistake, not a wish.
+MAX_RETRIES = 100
+MAX_SECONDS = 7 * 24 * 3600.0
+# No single wait between retries is longer than this, however many doublings.
+MAX_RETRY_WAIT_SECONDS = 600.0
 
 
 class ToolError(Exception):
@@ -84,7 +99,7 @@ class ToolError(Exception):
 
 
 class UsageError(ToolError):
-    """The command line cannot be acted on."""
+    """The command line cannot be acted on (reported as argparse does)."""
 
     exit_status = EXIT_USAGE
 
@@ -104,38 +119,51 @@ class Terminated(BaseException):
 # --- The command line -----------------------------------------------------
 
 
-class Options(NamedTuple):
-    """What the command line asks for, checked."""
+class HashMode(enum.Enum):
+    """What the digest is computed over."""
 
+    ORIGINAL = "original"  # the original script's stream: its tags, its caches
+    DOCKER = "docker"  # what `docker build` receives
+
+
+class Action(enum.Enum):
+    """What a run does."""
+
+    GET_IMAGE = "get the image"
+    PRINT_NAME = "print the image name"
+    EXPLAIN = "explain the digest"
+    EXPLAIN_JSON = "explain the digest as JSON"
+
+
+class Options(NamedTuple):
+    """What the command line asks for, checked, built once."""
+
+    action: Action
     dockerfile: str
     context: str
-    build_args: str  # hashed, as given
-    other_build_args: str  # passed to docker build, not hashed
+    build_args_text: str  # hashed exactly as given
+    build_args: tuple[str, ...]  # the same, split as a shell would
+    other_build_args: tuple[str, ...]  # passed to docker build, not hashed
     registry: str | None  # None: local-only mode
     repository: str
     docker_path: str
-    output: str | None  # None (get the image), "name", "explain" or "explain-json"
-    hash_mode: str  # one of HASH_MODES
+    hash_mode: HashMode
     hash_base_images: bool
+    hash_platform: bool
     layer_cache: str | None  # the cache tag, or None
+    no_push: bool
+    image_cache_dir: str | None
+    output_file: str | None
     retries: int
     retry_delay: float
     probe_timeout: float
+    transfer_timeout: float
     debug: bool
 
-    def split_build_args(self) -> tuple[list[str], list[str]]:
-        """The two build-args texts as docker's arguments."""
-        return (
-            _split("--docker-build-args", self.build_args),
-            _split("--docker-build-args-not-affecting-image-content", self.other_build_args),
-        )
-
-
-def _split(option: str, text: str) -> list[str]:
-    try:
-        return shlex.split(text)
-    except ValueError as error:
-        raise UsageError(f"{option}: cannot split {text!r}: {error}") from None
+    @property
+    def docker_build_args(self) -> tuple[str, ...]:
+        """Every argument docker build gets before --tag, in order."""
+        return self.build_args + self.other_build_args
 
 
 DESCRIPTION = """\
@@ -211,11 +239,20 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
     parser.add_argument("--docker-path", default="docker", metavar="PATH", help="Path to docker.")
     parser.add_argument(
         "--hash-mode",
-        choices=HASH_MODES,
-        default="original",
+        choices=[mode.value for mode in HashMode],
+        default=HashMode.ORIGINAL.value,
         help="original (default): the original script's digest, shared with its "
         "caches. docker: only what docker build receives (.dockerignore applied, "
-        "paths relative to the context, symlinks not followed); other tags.",
+        "paths relative to the context, symlinks not followed) and the target "
+        "platform; other tags.",
+    )
+    parser.add_argument(
+        "--hash-platform",
+        action="store_true",
+        help="Also hash the build's target platform (--platform in the build args, "
+        "else DOCKER_DEFAULT_PLATFORM, else the engine's), so that runners of "
+        "different architectures sharing a registry get different tags. Always on "
+        "with --hash-mode docker.",
     )
     parser.add_argument(
         "--hash-base-images",
@@ -232,33 +269,64 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
         "latest), and move TAG to the new image after the push. Registry mode only.",
     )
     parser.add_argument(
+        "--no-push",
+        action="store_true",
+        help="Read the registry but never write to it (pull requests from forks): "
+        "pull on a hit, build locally on a miss; an unreachable registry or refused "
+        "credentials mean a local build too.",
+    )
+    parser.add_argument(
+        "--image-cache-dir",
+        metavar="DIR",
+        help="A directory the CI system saves and restores between runs (local-only "
+        "mode, or with --no-push): the image is loaded from it when the engine lacks "
+        "it, and saved into it (one archive per repository) when it was not.",
+    )
+    parser.add_argument(
+        "--output-file",
+        metavar="FILE",
+        help="Append KEY=VALUE lines (image, tag, result, seconds) to FILE when the "
+        "run succeeds: GitHub Actions' $GITHUB_OUTPUT, a GitLab dotenv report.",
+    )
+    parser.add_argument(
         "--retries",
-        type=_non_negative(int),
+        type=_bounded(int, 0, MAX_RETRIES),
         default=3,
         metavar="N",
         help="Retries of a registry step (probe, pull, push) that failed for a "
-        "transient reason: HTTP 5xx, reset connections, timeouts (default 3).",
+        f"transient reason: HTTP 5xx, reset connections, timeouts (default 3, at "
+        f"most {MAX_RETRIES}).",
     )
     parser.add_argument(
         "--retry-delay",
-        type=_non_negative(float),
+        type=_bounded(float, 0, MAX_RETRY_WAIT_SECONDS),
         default=2.0,
         metavar="SECONDS",
-        help="The first retry's delay; it doubles for each next one, with jitter (default 2).",
+        help="The first retry's delay; it doubles for each next one, with jitter, up "
+        f"to {MAX_RETRY_WAIT_SECONDS:g} s (default 2).",
     )
     parser.add_argument(
         "--probe-timeout",
-        type=_positive_float,
+        type=_bounded(float, 0, MAX_SECONDS, positive=True),
         default=60.0,
         metavar="SECONDS",
-        help="How long one registry probe may take (default 60).",
+        help="How long one registry probe (or question to the engine) may take (default 60).",
+    )
+    parser.add_argument(
+        "--transfer-timeout",
+        type=_bounded(float, 0, MAX_SECONDS, positive=True),
+        default=600.0,
+        metavar="SECONDS",
+        help="How long a pull or push may go without docker printing a line before "
+        "it is stopped (default 600): a bound on silence, not on the whole transfer.",
     )
     output = parser.add_mutually_exclusive_group()
     output.add_argument(
         "--print-image-name",
         action="store_true",
         help="Print the full image name on stdout and exit, without running docker "
-        "(but for --hash-base-images, which asks the registries).",
+        "(but to ask the engine for its platform where the tag needs it, and the "
+        "registries with --hash-base-images).",
     )
     output.add_argument(
         "--explain",
@@ -274,65 +342,112 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
     return parser
 
 
-def _non_negative(kind: Callable[[str], float]) -> Callable[[str], float]:
+def _bounded(
+    kind: type[int] | type[float], low: float, high: float, *, positive: bool = False
+) -> Callable[[str], Any]:
+    """An argparse type: a finite number from `low` (excluded if `positive`) to `high`."""
+
     def convert(text: str) -> float:
         value = kind(text)
-        if value < 0:
-            raise argparse.ArgumentTypeError(f"must not be negative: {text!r}")
+        if not math.isfinite(value) or value > high or value < low or (positive and value <= 0):
+            above = f"above {low:g}" if positive else f"from {low:g}"
+            raise argparse.ArgumentTypeError(f"must be {above} to {high:g}: {text!r}")
         return value
 
     convert.__name__ = kind.__name__  # argparse names the type in its message
     return convert
 
 
-def _positive_float(text: str) -> float:
-    value = float(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be positive: {text!r}")
-    return value
-
-
 def parse_options(argv: Sequence[str] | None) -> Options:
     """The command line as Options; exits with status 2 on a usage error."""
     parser = build_parser(os.path.basename(sys.argv[0]) if argv is None else "get_docker_image.py")
     args = parser.parse_args(argv)
-    output = None
+    action = Action.GET_IMAGE
     if args.print_image_name:
-        output = "name"
+        action = Action.PRINT_NAME
     elif args.explain:
-        output = "explain" if args.explain == "text" else "explain-json"
-    options = Options(
-        dockerfile=args.dockerfile,
-        context=args.context,
-        build_args=args.docker_build_args,
-        other_build_args=args.docker_build_args_not_affecting_image_content,
-        registry=args.container_registry,
-        repository=args.repository,
-        docker_path=args.docker_path,
-        output=output,
-        hash_mode=args.hash_mode,
-        hash_base_images=args.hash_base_images,
-        layer_cache=args.layer_cache,
-        retries=int(args.retries),
-        retry_delay=args.retry_delay,
-        probe_timeout=args.probe_timeout,
-        debug=args.debug,
-    )
+        action = Action.EXPLAIN if args.explain == "text" else Action.EXPLAIN_JSON
     try:
-        check_names(options)
+        options = Options(
+            action=action,
+            dockerfile=args.dockerfile,
+            context=args.context,
+            build_args_text=args.docker_build_args,
+            build_args=_split("--docker-build-args", args.docker_build_args),
+            other_build_args=_split(
+                "--docker-build-args-not-affecting-image-content",
+                args.docker_build_args_not_affecting_image_content,
+            ),
+            registry=args.container_registry,
+            repository=args.repository,
+            docker_path=args.docker_path,
+            hash_mode=HashMode(args.hash_mode),
+            hash_base_images=args.hash_base_images,
+            hash_platform=args.hash_platform or args.hash_mode == HashMode.DOCKER.value,
+            layer_cache=args.layer_cache,
+            no_push=args.no_push,
+            image_cache_dir=args.image_cache_dir,
+            output_file=args.output_file,
+            retries=args.retries,
+            retry_delay=args.retry_delay,
+            probe_timeout=args.probe_timeout,
+            transfer_timeout=args.transfer_timeout,
+            debug=args.debug,
+        )
+        check_options(options)
     except UsageError as error:
         parser.error(str(error))
     return options
+
+
+def _split(option: str, text: str) -> tuple[str, ...]:
+    try:
+        return tuple(shlex.split(text))
+    except ValueError as error:
+        raise UsageError(f"{option}: cannot split {text!r}: {error}") from None
+
+
+def check_options(options: Options) -> None:
+    """What argparse cannot check alone: names, and options that go together."""
+    for option, path in (("--dockerfile", options.dockerfile), ("--context", options.context)):
+        if path == "-":
+            # docker would read stdin, which this tool cannot hash: it must
+            # hash what it builds.
+            raise UsageError(f"{option} -: stdin is not supported; give a path")
+    check_names(options)
+    local = options.registry is None
+    if local and options.layer_cache is not None:
+        raise UsageError(
+            "--layer-cache needs --container-registry "
+            "(without a registry the engine's own layer cache already applies)"
+        )
+    if local and options.no_push:
+        raise UsageError("--no-push needs --container-registry (without one nothing is pushed)")
+    if options.image_cache_dir is not None and not (local or options.no_push):
+        raise UsageError(
+            "--image-cache-dir needs local-only mode or --no-push "
+            "(with a registry to push to, the registry is the cache)"
+        )
+    if options.hash_mode is HashMode.DOCKER:
+        _optional_module("dockerignore", "--hash-mode docker")
+    if options.hash_base_images:
+        _optional_module("dockerfile_from", "--hash-base-images")
 
 
 # --- Image names ----------------------------------------------------------
 
 # Docker's reference grammar (distribution/reference): lowercase path
 # components joined by '/', an optional host[:port] in front, 255 at most.
+# ASCII only, as docker's: str.isdigit() and \w would take other scripts'
+# digits and letters. Lengths are checked first: the patterns then run on
+# bounded text.
 _PATH_COMPONENT = re.compile(r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*")
 _DOMAIN_COMPONENT = re.compile(r"(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])")
 _IPV6 = re.compile(r"\[[a-fA-F0-9:]+\]")
+_PORT = re.compile(r"[0-9]{1,5}")
+_TAG = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")
 NAME_MAX_LENGTH = 255
+TAG_MAX_LENGTH = 128
 
 
 def is_registry_host(registry: str) -> bool:
@@ -355,6 +470,19 @@ def image_name(registry: str | None, repository: str, tag: str) -> str:
     return f"{registry_prefix(registry)}/{repository}:{tag}"
 
 
+def reference_host(reference: str) -> str:
+    """The registry host of an image reference, as docker finds it: the first
+    component if it is a host and more follow, else Docker Hub."""
+    first, slash, _ = reference.partition("/")
+    return first if slash and is_registry_host(first) else "docker.io"
+
+
+def without_tag(reference: str) -> str:
+    """An image name without its tag (a port's colon is not a tag's)."""
+    name, colon, tag = reference.rpartition(":")
+    return name if colon and "/" not in tag else reference
+
+
 def _check_path(option: str, value: str, components: Sequence[str]) -> None:
     for component in components:
         if not _PATH_COMPONENT.fullmatch(component):
@@ -373,14 +501,24 @@ def _check_host(option: str, value: str, host: str) -> None:
     )
     if not valid_name:
         raise UsageError(f"{option} {value!r}: {host!r} is not a valid registry host")
-    if ":" in host and not host.endswith("]") and not (port.isdigit() and 0 < int(port) < 65536):
+    if (
+        ":" in host
+        and not host.endswith("]")
+        and not (_PORT.fullmatch(port) and 0 < int(port) < 65536)
+    ):
         raise UsageError(f"{option} {value!r}: {port!r} is not a valid port (1 to 65535)")
 
 
 def check_names(options: Options) -> None:
-    """Checks the repository and registry against docker's reference grammar,
-    so that a bad name is a usage error before anything runs."""
+    """Checks the repository, registry and cache tag against docker's
+    reference grammar, so that a bad name is a usage error before anything runs."""
     repository, registry = options.repository, options.registry
+    name = image_name(registry, repository, "x").rsplit(":", 1)[0]
+    if len(name) > NAME_MAX_LENGTH:
+        raise UsageError(
+            f"the image name {name!r} is {len(name)} characters long; "
+            f"docker allows {NAME_MAX_LENGTH} at most"
+        )
     _check_path("--repository", repository, repository.split("/"))
     if registry is not None:
         # As docker will parse it: an Azure name's prefix is a host too
@@ -392,28 +530,216 @@ def check_names(options: Options) -> None:
         else:
             namespace.insert(0, host)
         _check_path("--container-registry", registry, namespace)
-    elif options.layer_cache is not None:
-        raise UsageError(
-            "--layer-cache needs --container-registry "
-            "(without a registry the engine's own layer cache already applies)"
+    tag = options.layer_cache
+    if tag is not None:
+        if not _TAG.fullmatch(tag):
+            raise UsageError(
+                f"--layer-cache {tag[: TAG_MAX_LENGTH + 1]!r} is not a valid tag (ASCII "
+                f"letters, digits, '_', '.' and '-', not first, {TAG_MAX_LENGTH} at most)"
+            )
+        if tag.startswith(TAG_PREFIX):
+            raise UsageError(
+                f"--layer-cache {tag!r}: tags starting with {TAG_PREFIX!r} name content "
+                "digests; the layer cache tag must not overwrite one"
+            )
+
+
+# --- The docker build arguments and platforms -----------------------------
+
+
+def option_values(argv: Sequence[str], option: str) -> list[str]:
+    """The values of `--option VALUE` and `--option=VALUE` in docker build's
+    arguments, in order."""
+    values: list[str] = []
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        if arg == option:
+            if i + 1 < len(argv):
+                values.append(argv[i + 1])
+            i += 2
+            continue
+        if arg.startswith(option + "="):
+            values.append(arg[len(option) + 1 :])
+        i += 1
+    return values
+
+
+def build_arg_values(argv: Sequence[str], environ: Mapping[str, str]) -> dict[str, str]:
+    """The --build-arg values docker build sends; later ones win.
+
+    `--build-arg NAME` alone takes NAME from the environment and, when it is
+    not there, sets nothing (the docker CLI sends it without a value).
+    """
+    values: dict[str, str] = {}
+    for item in option_values(argv, "--build-arg"):
+        name, eq, value = item.partition("=")
+        if not name:
+            continue  # docker refuses it
+        if eq:
+            values[name] = value
+        elif name in environ:
+            values[name] = environ[name]
+    return values
+
+
+def build_target(argv: Sequence[str]) -> str | None:
+    """The build's --target stage (the last one wins), if any."""
+    values = option_values(argv, "--target")
+    return values[-1] if values and values[-1] else None
+
+
+def requested_platforms(argv: Sequence[str], environ: Mapping[str, str]) -> str | None:
+    """The build's --platform (the last one wins), else DOCKER_DEFAULT_PLATFORM."""
+    values = option_values(argv, "--platform")
+    if values:
+        return values[-1] or None
+    return environ.get("DOCKER_DEFAULT_PLATFORM") or None
+
+
+class Platform(NamedTuple):
+    """An (os, architecture, variant) as containerd normalizes it."""
+
+    os_name: str
+    architecture: str
+    variant: str
+
+    def __str__(self) -> str:
+        return "/".join(part for part in self if part)
+
+
+_KNOWN_OS = frozenset(
+    {"aix", "android", "darwin", "dragonfly", "freebsd", "hurd", "illumos", "ios", "js"}
+    | {"linux", "nacl", "netbsd", "openbsd", "plan9", "solaris", "wasip1", "windows", "zos"}
+)
+LINUX = Platform("linux", "", "")
+
+
+def _normalize_arch(arch: str, variant: str) -> tuple[str, str]:
+    """containerd's normalizeArch: aliases to GOARCH, default arm variant."""
+    arch, variant = arch.lower(), variant.lower()
+    if arch == "i386":
+        return "386", ""
+    if arch in ("x86_64", "x86-64", "amd64"):
+        return "amd64", "" if variant == "v1" else variant
+    if arch in ("aarch64", "arm64"):
+        if variant in ("8", "v8", "v8.0"):
+            variant = ""
+        elif variant in ("9", "9.0", "v9.0"):
+            variant = "v9"
+        return "arm64", variant
+    if arch == "armhf":
+        return "arm", "v7"
+    if arch == "armel":
+        return "arm", "v6"
+    if arch == "arm":
+        if variant in ("", "7"):
+            variant = "v7"
+        elif variant in ("5", "6", "8"):
+            variant = "v" + variant
+    return arch, variant
+
+
+def parse_platform(spec: str, default: Platform = LINUX) -> Platform:
+    """`os[/arch[/variant]]` or `arch`, normalized; what a spec leaves out
+    (an os alone, an arch alone) comes from `default`."""
+    parts = spec.strip().split("/")
+    os_name = parts[0].lower()
+    if os_name == "macos":
+        os_name = "darwin"
+    if len(parts) == 1:
+        if os_name in _KNOWN_OS:
+            return Platform(os_name, default.architecture, default.variant)
+        return Platform(default.os_name, *_normalize_arch(parts[0], ""))
+    return Platform(os_name, *_normalize_arch(parts[1], parts[2] if len(parts) > 2 else ""))
+
+
+def target_platforms(requested: str | None, engine: Callable[[], Platform]) -> list[Platform]:
+    """What the build is for: each entry of the requested list, else the
+    engine's platform. `engine` is asked only when the request needs it."""
+    if requested is None:
+        return [engine()]
+    entries = [entry for entry in requested.split(",") if entry.strip()]
+    platforms = [parse_platform(entry) for entry in entries]
+    if any(not platform.architecture for platform in platforms):  # an os alone
+        default = engine()
+        platforms = [parse_platform(entry, default) for entry in entries]
+    return platforms
+
+
+# --- Reading inputs -------------------------------------------------------
+
+
+def read_regular_file(path: str | bytes, limit: int, what: str, *, optional: bool = False) -> bytes:
+    """The bytes of a file the tool parses: opened without blocking, refused
+    unless a regular file, at most `limit` bytes; b"" for a missing optional one."""
+    try:
+        fd = os.open(path, _OPEN_FLAGS)
+    except FileNotFoundError:
+        if optional:
+            return b""
+        raise InputError(f"{what} not found: {_show(path)}") from None
+    except OSError as error:
+        raise _input_error(error, path, what) from None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise InputError(f"{what} is not a regular file: {_show(path)}")
+        chunks = []
+        left = limit + 1  # one more byte tells a file that is too large
+        while left > 0 and (chunk := os.read(fd, min(left, READ_CHUNK_SIZE))):
+            chunks.append(chunk)
+            left -= len(chunk)
+    except OSError as error:
+        raise _input_error(error, path, what) from None
+    finally:
+        os.close(fd)
+    if left <= 0:
+        raise InputError(
+            f"{what} {_show(path)} is larger than {_size(limit)}, the most this tool reads"
         )
-    name = image_name(registry, repository, "x").rsplit(":", 1)[0]
-    if len(name) > NAME_MAX_LENGTH:
+    return b"".join(chunks)
+
+
+def _show(path: bytes | str) -> str:
+    """A path for messages: quoted, undecodable bytes escaped."""
+    if isinstance(path, bytes):
+        path = path.decode("utf-8", "backslashreplace")
+    return repr(path)
+
+
+def _input_error(error: OSError, path: bytes | str, what: str) -> InputError:
+    """A one-line InputError naming what could not be read, and why."""
+    if isinstance(error, FileNotFoundError):
+        return InputError(f"{what} not found: {_show(path)}")
+    return InputError(f"cannot read {what} {_show(path)}: {error.strerror or error}")
+
+
+def _size(count: float) -> str:
+    for unit in ("bytes", "kB", "MB", "GB"):
+        if count < 1000 or unit == "GB":
+            return f"{count:.0f} {unit}" if unit == "bytes" else f"{count:.1f} {unit}"
+        count /= 1000
+    raise AssertionError  # unreachable
+
+
+def _optional_module(name: str, option: str) -> Any:
+    """A module of the tool that only an option needs, so that the core stays
+    three files to copy (and starts faster): a usage error if it is missing."""
+    try:
+        return importlib.import_module(f".{name}" if __package__ else name, __package__)
+    except ModuleNotFoundError as error:
+        if error.name not in (name, f"{__package__}.{name}"):
+            raise
         raise UsageError(
-            f"the image name {name!r} is {len(name)} characters long; "
-            f"docker allows {NAME_MAX_LENGTH} at most"
-        )
-    if options.layer_cache is not None and not re.fullmatch(
-        r"[\w][\w.-]{0,127}", options.layer_cache
-    ):
-        raise UsageError(f"--layer-cache {options.layer_cache!r} is not a valid tag")
+            f"{option} needs {name}.py beside get_docker_image.py (copy it from the tool)"
+        ) from None
 
 
 # --- The content digest ---------------------------------------------------
 
 
-class HashedInput:
-    """One input of the digest, in the order it was hashed (for --explain).
+class HashedEntry:
+    """A file, directory or link of the digest, as hashed (for --explain).
 
     A plain class: a dataclass would cost every run some 5 ms of start-up
     (dataclasses imports inspect), for a type that only --explain uses.
@@ -423,19 +749,27 @@ class HashedInput:
 
     def __init__(
         self,
-        kind: str,  # "args", "dockerfile", "file", "dir", "link" or "base"
-        path: bytes,  # as hashed; for "args" the text; for "base" name@digest
-        mode: int = 0,
+        kind: str,  # "dockerfile", "file", "dir" or "link"
+        path: bytes,  # as hashed
+        mode: int,  # as hashed (docker mode: permission bits)
         *,
         size: int | None = None,  # bytes of content (files) or of target (links)
         sha256: str | None = None,  # of the same bytes
-        target: bytes | None = None,  # links only; for "base", the platform
+        target: bytes | None = None,  # what a link points to
     ) -> None:
         self.kind, self.path, self.mode = kind, path, mode
         self.size, self.sha256, self.target = size, sha256, target
 
 
-Observer = Callable[[HashedInput], None]
+class Observer(Protocol):
+    """Is told each input of the digest, in hash order (--explain)."""
+
+    def text(self, kind: str, text: bytes) -> None:
+        """Build-args text ("args") or the target platforms ("platform")."""
+
+    def base_image(self, image: BaseImageDigest) -> None: ...
+
+    def entry(self, entry: HashedEntry) -> None: ...
 
 
 class _Progress:
@@ -474,238 +808,206 @@ class _Progress:
             )
 
 
-def _size(count: float) -> str:
-    for unit in ("bytes", "kB", "MB", "GB"):
-        if count < 1000 or unit == "GB":
-            return f"{count:.0f} {unit}" if unit == "bytes" else f"{count:.1f} {unit}"
-        count /= 1000
-    raise AssertionError  # unreachable
+class _Records:
+    """How a hash mode writes its inputs into the stream: the bytes that
+    introduce each one (its content follows). Each record is built here."""
+
+    # Whether a file's record states its size, which its content must match.
+    states_sizes = False
+
+    def text(self, kind: bytes, text: bytes) -> bytes:
+        raise NotImplementedError
+
+    def dockerfile(self, path: bytes, mode: int, size: int) -> bytes:
+        raise NotImplementedError
+
+    def file(self, path: bytes, mode: int, size: int) -> bytes:
+        raise NotImplementedError
+
+    def directory(self, path: bytes, mode: int) -> bytes:
+        raise NotImplementedError
+
+    def link(self, path: bytes, mode: int, size: int) -> bytes:
+        raise NotImplementedError
+
+    def shown_mode(self, mode: int) -> int:
+        """The mode as the stream has it, for --explain."""
+        raise NotImplementedError
 
 
-# A directory's entries to hash, each list sorted by name: files (regular
-# files, links to them, links hashed as links); links: those of the files
-# hashed as links, with their lstat mode; subdirectories (name, mode, and
-# what the walk carries down: resolved path, or .dockerignore match info).
-_Listing = tuple[list[bytes], dict[bytes, int], list[tuple[bytes, int, object]]]
+class _OriginalRecords(_Records):
+    """The original's stream: the build-args text as it is; then for the
+    Dockerfile, every directory and every file `<path> <st_mode in decimal>`
+    (the path spelled as given: `ctx`, `./ctx` and `ctx/` differ), each
+    file's bytes after its record. A link hashed as itself is a file whose
+    bytes are its target text."""
+
+    def __init__(self) -> None:
+        self._suffixes: dict[int, bytes] = {}  # st_mode -> b" <decimal>"
+
+    def text(self, kind: bytes, text: bytes) -> bytes:
+        return b""
+
+    def file(self, path: bytes, mode: int, size: int) -> bytes:
+        suffix = self._suffixes.get(mode)
+        if suffix is None:
+            suffix = self._suffixes[mode] = b" %d" % mode
+        return path + suffix
+
+    dockerfile = link = file
+
+    def directory(self, path: bytes, mode: int) -> bytes:
+        return self.file(path, mode, 0)
+
+    def shown_mode(self, mode: int) -> int:
+        return mode
 
 
-class ContentDigest:
-    """The SHA-256 stream that names an image.
+class _DockerRecords(_Records):
+    """What `docker build` receives, unambiguously: NUL-separated records
+    with sizes, `<kind>\\0<path>\\0<permission bits in octal>\\0<size>\\0`,
+    paths relative to the context; the Dockerfile's text only (docker reads
+    it from wherever it is); the build-args text as `args\\0<size>\\0`."""
 
-    In the original mode (the default, the original script's tags) it is
-    fed the build-args text; the Dockerfile's record and bytes; the context
-    directory's record, then its files (record and bytes) sorted by path,
-    then its subdirectories sorted by path, each the same way, depth first.
-    A record is `<path> <st_mode in decimal>`, the path spelled as given
-    (so `ctx`, `./ctx` and `ctx/` differ). Symlinks are followed; where that
-    is impossible (dangling, a loop) the link is hashed as a file whose
-    bytes are its target text. Entries neither file nor directory are skipped.
+    states_sizes = True
 
-    In the docker mode it is fed what `docker build` receives: a header that
-    no original stream can start with, then NUL-separated records with sizes
-    (`<kind>\\0<path>\\0<mode>\\0<size>\\0`), paths relative to the context,
-    .dockerignore applied, symlinks as links, permission bits only.
-    """
+    def text(self, kind: bytes, text: bytes) -> bytes:
+        return b"%s\0%d\0" % (kind, len(text))
+
+    def _record(self, kind: bytes, path: bytes, mode: int, size: int) -> bytes:
+        return b"%s\0%s\0%o\0%d\0" % (kind, path, stat.S_IMODE(mode), size)
+
+    def dockerfile(self, path: bytes, mode: int, size: int) -> bytes:
+        return self._record(b"dockerfile", b"", 0, size)
+
+    def file(self, path: bytes, mode: int, size: int) -> bytes:
+        return self._record(b"file", path, mode, size)
+
+    def directory(self, path: bytes, mode: int) -> bytes:
+        return self._record(b"dir", path, mode, 0)
+
+    def link(self, path: bytes, mode: int, size: int) -> bytes:
+        return self._record(b"link", path, mode, size)
+
+    def shown_mode(self, mode: int) -> int:
+        return stat.S_IMODE(mode)
+
+
+class _Hasher:
+    """The SHA-256 stream being fed: records from a hash mode's _Records,
+    file contents read as fast as this machine allows, progress, and the
+    observer told each input."""
 
     def __init__(
         self,
-        observer: Observer | None = None,
+        records: _Records,
+        observer: Observer | None,
         *,
-        hash_mode: str = "original",
-        chunk_size: int = READ_CHUNK_SIZE,
-        read_ahead_min_size: int = READ_AHEAD_MIN_SIZE,
-        small_file_size: int = SMALL_FILE_SIZE,
+        chunk_size: int,
+        read_ahead_min_size: int,
+        small_file_size: int,
     ) -> None:
-        self._digest = hashlib.sha256()
-        self._observer = observer
-        self._docker_mode = hash_mode == "docker"
+        self.digest = hashlib.sha256()
+        self.records = records
+        self.observer = observer
+        self.progress = _Progress()
+        self._chunk_size = chunk_size
         self._read_ahead_min_size = read_ahead_min_size
         self._small_file_size = small_file_size
-        self._chunk_size = chunk_size
         self._buffers: list[bytearray] = []  # see _chunk_buffers
-        self._mode_suffixes: dict[int, bytes] = {}  # st_mode -> b" <decimal>"
-        self._context = b""  # docker mode: the context's path, which paths are relative to
-        self.progress = _Progress()
 
-    def hexdigest(self) -> str:
-        return self._digest.hexdigest()
+    def add_text(self, kind: str, text: bytes) -> None:
+        self.digest.update(self.records.text(kind.encode(), text) + text)
+        if self.observer:
+            self.observer.text(kind, text)
 
-    # Records and explain entries: each built here and nowhere else.
-
-    def _record(self, kind: str, path: bytes, mode: int, size: int) -> bytes:
-        """The bytes that introduce one entry (its content follows)."""
-        if self._docker_mode:
-            if kind == "dockerfile":  # docker reads its text only, from wherever it is
-                path, mode = b"", 0
-            return b"%s\0%s\0%o\0%d\0" % (kind.encode(), path, stat.S_IMODE(mode), size)
-        suffix = self._mode_suffixes.get(mode)
-        if suffix is None:
-            suffix = self._mode_suffixes[mode] = b" %d" % mode
-        return path + suffix
-
-    def _observe(
-        self,
-        kind: str,
-        path: bytes,
-        mode: int,
-        *,
-        size: int | None = None,
-        content: hashlib._Hash | None = None,
-        target: bytes | None = None,
-    ) -> None:
-        if self._observer:
-            sha256 = content.hexdigest() if content else None
-            shown_mode = stat.S_IMODE(mode) if self._docker_mode else mode
-            self._observer(
-                HashedInput(kind, path, shown_mode, size=size, sha256=sha256, target=target)
-            )
-
-    # What is hashed, in order.
-
-    def add_header(self, header: bytes) -> None:
-        """Marks a digest made with non-default options; see stream_header."""
-        self._digest.update(header)
-
-    def add_base_images(self, references: Sequence[BaseImageDigest]) -> None:
-        self._digest.update(b"%d\0" % len(references))
-        for reference in references:
-            self._digest.update(reference.pinned.encode() + b"\0")
-            if self._observer:
-                platform = reference.platform.encode() if reference.platform else None
-                self._observer(HashedInput("base", reference.pinned.encode(), target=platform))
-
-    def add_text(self, text: bytes) -> None:
-        if self._docker_mode:
-            self._digest.update(b"args\0%d\0" % len(text))
-        self._digest.update(text)
-        if self._observer:
-            self._observer(HashedInput("args", text))
+    def add_directory(self, path: bytes, mode: int) -> None:
+        self.digest.update(self.records.directory(path, mode))
+        if self.observer:
+            self.observer.entry(HashedEntry("dir", path, self.records.shown_mode(mode)))
 
     def add_dockerfile(self, path: bytes) -> None:
-        kind = "dockerfile" if self._docker_mode else "file"
-        if not self._add_files(None, b"", [path], {}, what="Dockerfile", kind=kind):
-            raise InputError(f"Dockerfile is not a regular file: {_show(path)}")
-
-    def add_context(self, path: bytes) -> None:
+        """Hashes the Dockerfile: one regular file, opened by its path."""
         try:
-            root = os.stat(path)
+            fd = os.open(path, _OPEN_FLAGS)
         except OSError as error:
-            raise _input_error(error, path, "context directory") from None
-        if not stat.S_ISDIR(root.st_mode):
-            raise InputError(f"context is not a directory: {_show(path)}")
-        if self._docker_mode:
-            self._context = path
-            matcher = _read_dockerignore(path)
-            # The root's own mode is not part of what docker copies (COPY . /x/
-            # makes /x 0755 whatever it is): hashing it would make the umask
-            # of the checkout change the tag.
-            root_mode = stat.S_IFDIR
-            self._walk(b".", root_mode, None, lambda *a: _list_as_docker(matcher, *a))
-        else:
-            links = _LinkWalk(path)
-            self._walk(path, root.st_mode, links.root_state(), links.list)
-            links.warn()
-        self.progress.done()
+            raise _input_error(error, path, "Dockerfile") from None
+        try:
+            status = os.fstat(fd)
+            if not stat.S_ISREG(status.st_mode):
+                raise InputError(f"Dockerfile is not a regular file: {_show(path)}")
+            record = self.records.dockerfile(path, status.st_mode, status.st_size)
+            self._add_content(fd, path, status, record, kind="dockerfile", what="Dockerfile")
+        except OSError as error:
+            raise _input_error(error, path, "Dockerfile") from None
+        finally:
+            os.close(fd)
 
-    def _open_path(self, path: bytes) -> bytes:
-        """Where a hashed path is on disk."""
-        if not self._docker_mode:
-            return path
-        return self._context if path == b"." else os.path.join(self._context, path)
-
-    def _walk(self, root: bytes, root_mode: int, root_state: object, lister: _Lister) -> None:
-        """Hashes a directory tree, depth first, with an explicit stack (no
-        recursion limit on deep trees): each directory's record, its files,
-        then its subdirectories. `lister` decides what a directory holds; the
-        state it is given is what it returned for that directory (None: an
-        excluded directory walked only for what an exception re-includes)."""
-        pending: list[tuple[bytes, int, object]] = [(root, root_mode, root_state)]
-        while pending:
-            dir_path, dir_mode, state = pending.pop()
-            if dir_mode:
-                self._digest.update(self._record("dir", dir_path, dir_mode, 0))
-                self._observe("dir", dir_path, dir_mode)
-            if self._docker_mode and dir_path == b".":
-                prefix = b""  # the context root; its entries' paths are relative
-            else:
-                prefix = dir_path if dir_path.endswith(b"/") else dir_path + b"/"
-            open_path = self._open_path(dir_path)
-            try:
-                dir_fd = os.open(open_path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-            except OSError as error:
-                raise _input_error(error, open_path, "directory") from None
-            try:
-                files, links, dirs = lister(open_path, dir_fd, prefix, state)
-                self._add_files(dir_fd, prefix, files, links, what="file", kind="file")
-            finally:
-                os.close(dir_fd)
-            pending.extend(
-                (prefix + name, mode, child_state) for name, mode, child_state in reversed(dirs)
-            )
-
-    def _add_files(
-        self,
-        dir_fd: int | None,
-        prefix: bytes,
-        names: list[bytes],
-        links: dict[bytes, int],
-        *,
-        what: str,
-        kind: str,
-    ) -> int:
-        """Hashes each name's record and bytes, in order; returns how many were hashed.
+    def add_files(
+        self, dir_fd: int, prefix: bytes, names: list[bytes], links: dict[bytes, int]
+    ) -> None:
+        """Hashes each name's record and bytes, in order: the walk's hot loop.
 
         Names are opened relative to `dir_fd` (sparing the kernel a walk down
         the whole path for every file) and hashed as `prefix + name`. Names in
         `links` are hashed as links; what is not a regular file once opened
-        is skipped. This is the walk's hot loop: a small file costs four
-        system calls (open, fstat, read, close) and two hash updates.
+        is skipped. A small file costs four system calls (open, fstat, read,
+        close) and two hash updates.
         """
         # Locals: this loop runs once per file, and lookups add up.
-        update, observer, record = self._digest.update, self._observer, self._record
-        open_, fstat, read, close, is_regular = os.open, os.fstat, os.read, os.close, stat.S_ISREG
-        small_file_size, progress, exact = self._small_file_size, self.progress, self._docker_mode
-        hashed = 0
+        record, add_content = self.records.file, self._add_content
+        open_, fstat, close, is_regular = os.open, os.fstat, os.close, stat.S_ISREG
         for name in names:
             path = prefix + name
             if name in links:
                 self._add_link(dir_fd, name, path, links[name])
-                hashed += 1
                 continue
             try:
-                # O_NONBLOCK: should a FIFO replace the file, opening must not hang.
                 fd = open_(name, _OPEN_FLAGS, dir_fd=dir_fd)
             except OSError as error:
-                raise _input_error(error, path, what) from None
+                raise _input_error(error, path, "file") from None
             try:
                 status = fstat(fd)
-                mode = status.st_mode
-                if not is_regular(mode):
-                    continue
-                size = status.st_size
-                update(record(kind, path, mode, size))
-                if size < small_file_size:  # one read, into a fresh bytes object
-                    data = read(fd, size + 1)
-                    update(data)
-                    count = read_whole = len(data)
-                    content = hashlib.sha256(data) if observer else None
-                    if count > size:  # it grew since fstat: read on to the end
-                        count += self._add_rest(fd, 0, content)
-                else:
-                    content = hashlib.sha256() if observer else None
-                    count = self._add_rest(fd, size, content)
-                    read_whole = 0  # _add_chunk reported the chunks as they came
+                if is_regular(status.st_mode):
+                    add_content(fd, path, status, record(path, status.st_mode, status.st_size))
             except OSError as error:
-                raise _input_error(error, path, what) from None
+                raise _input_error(error, path, "file") from None
             finally:
                 close(fd)
-            if exact and count != size:  # the record's size must be the content's
-                raise InputError(f"{what} changed while it was hashed: {_show(path)}")
-            hashed += 1
-            progress.add(1, read_whole)
-            if observer:
-                self._observe(kind, path, mode, size=count, content=content)
-        return hashed
+
+    def _add_content(
+        self,
+        fd: int,
+        path: bytes,
+        status: os.stat_result,
+        record: bytes,
+        *,
+        kind: str = "file",
+        what: str = "file",
+    ) -> None:
+        """Hashes a file's record, then its bytes: a small one read whole in
+        one call, a larger one in chunks."""
+        size = status.st_size
+        observer = self.observer
+        if size < self._small_file_size:  # one read, into a fresh bytes object
+            data = os.read(fd, size + 1)
+            self.digest.update(record + data)
+            count = read_whole = len(data)
+            content = hashlib.sha256(data) if observer else None
+            if count > size:  # it grew since fstat: read on to the end
+                count += self._add_rest(fd, 0, content)
+        else:
+            self.digest.update(record)
+            content = hashlib.sha256() if observer else None
+            count = self._add_rest(fd, size, content)
+            read_whole = 0  # _add_chunk reported the chunks as they came
+        if count != size and self.records.states_sizes:
+            raise InputError(f"{what} changed while it was hashed: {_show(path)}")
+        self.progress.add(1, read_whole)
+        if observer:
+            mode = self.records.shown_mode(status.st_mode)
+            sha256 = content.hexdigest() if content else None
+            observer.entry(HashedEntry(kind, path, mode, size=count, sha256=sha256))
 
     def _add_rest(self, fd: int, expected_size: int, content: hashlib._Hash | None) -> int:
         """Hashes the file's bytes from its offset to its end; returns how many.
@@ -731,7 +1033,7 @@ class ContentDigest:
         return self._buffers
 
     def _add_chunk(self, chunk: memoryview, content: hashlib._Hash | None) -> None:
-        self._digest.update(chunk)
+        self.digest.update(chunk)
         if content:
             content.update(chunk)
         self.progress.add(0, len(chunk))  # large files report as they go
@@ -775,28 +1077,116 @@ class ContentDigest:
             free.put(None)  # the reader stops before the caller closes fd
             reader.join()
 
-    def _add_link(self, dir_fd: int | None, name: bytes, path: bytes, mode: int) -> None:
+    def _add_link(self, dir_fd: int, name: bytes, path: bytes, mode: int) -> None:
         try:
             target = os.readlink(name, dir_fd=dir_fd)
         except OSError as error:
             raise _input_error(error, path, "symlink") from None
-        self._digest.update(self._record("link", path, mode, len(target)))
-        self._digest.update(target)
+        self.digest.update(self.records.link(path, mode, len(target)) + target)
         self.progress.add(1, len(target))
-        self._observe(
-            "link", path, mode, size=len(target), content=hashlib.sha256(target), target=target
+        if self.observer:
+            sha256 = hashlib.sha256(target).hexdigest()
+            shown = self.records.shown_mode(mode)
+            self.observer.entry(
+                HashedEntry("link", path, shown, size=len(target), sha256=sha256, target=target)
+            )
+
+
+# A directory's entries to hash, each list sorted by name: files (regular
+# files, links to them, links hashed as links); links: those of the files
+# hashed as links, with their lstat mode; subdirectories: name, mode (0: an
+# excluded directory, walked for what an exception re-includes in it, with
+# no record of its own) and the state the walk carries down, of the type a
+# hash mode's walk chooses.
+_Listing = tuple[list[bytes], dict[bytes, int], list[tuple[bytes, int, S]]]
+# Lists a directory: (its path to open, its fd, the prefix of its entries'
+# hashed paths, its state) -> its entries.
+_Lister = Callable[[bytes, int, bytes, S], _Listing[S]]
+
+
+def _walk(
+    hasher: _Hasher,
+    list_directory: _Lister[S],
+    *,
+    root: bytes,
+    root_prefix: bytes,
+    open_root: bytes,
+    root_mode: int,
+    root_state: S,
+) -> None:
+    """Hashes a directory tree, depth first, with an explicit stack (no
+    recursion limit on deep trees): each directory's record, its files,
+    then its subdirectories. Directories are hashed as `root` and opened
+    at `open_root`, their entries hashed under `root_prefix`."""
+    pending: list[tuple[bytes, bytes, bytes, int, S]] = [
+        (root, root_prefix, open_root, root_mode, root_state)
+    ]
+    while pending:
+        path, prefix, open_path, mode, state = pending.pop()
+        if mode:
+            hasher.add_directory(path, mode)
+        try:
+            dir_fd = os.open(open_path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        except OSError as error:
+            raise _input_error(error, open_path, "directory") from None
+        try:
+            files, links, subdirectories = list_directory(open_path, dir_fd, prefix, state)
+            hasher.add_files(dir_fd, prefix, files, links)
+        finally:
+            os.close(dir_fd)
+        open_prefix = open_path if open_path.endswith(b"/") else open_path + b"/"
+        pending.extend(
+            (prefix + name, prefix + name + b"/", open_prefix + name, mode, state)
+            for name, mode, state in reversed(subdirectories)
         )
 
 
-# Lists a directory for the walk: (path to open, its fd, the prefix of its
-# entries' hashed paths, the state the walk carries) -> its entries.
-_Lister = Callable[[bytes, int, bytes, object], _Listing]
+def _sorted(
+    files: list[bytes], links: dict[bytes, int], subdirectories: list[tuple[bytes, int, S]]
+) -> _Listing[S]:
+    """A directory's listing in hash order: files, then subdirectories, by name.
+
+    Entries share their directory's prefix, so ordering by name is ordering
+    by full path; and byte order of UTF-8 is the code point order that the
+    original's str sort gives.
+    """
+    files.sort()
+    subdirectories.sort(key=lambda entry: entry[0])
+    return files, links, subdirectories
+
+
+def _hash_original_context(hasher: _Hasher, path: bytes) -> None:
+    """The original mode's walk: the context as given, links followed."""
+    try:
+        root = os.stat(path)
+    except OSError as error:
+        raise _input_error(error, path, "context directory") from None
+    if not stat.S_ISDIR(root.st_mode):
+        raise InputError(f"context is not a directory: {_show(path)}")
+    prefix = path if path.endswith(b"/") else path + b"/"
+    links = _LinkWalk(path)
+    _walk(
+        hasher,
+        links.list,
+        root=path,
+        root_prefix=prefix,
+        open_root=path,
+        root_mode=root.st_mode,
+        root_state=links.root_state(),
+    )
+    links.warn()
 
 
 class _LinkWalk:
     """The original mode's listing of directories, which follows symlinks as
     the original does, and notes what makes its tags vary from runner to
-    runner, for one warning each (docker mode has none of these)."""
+    runner, for one warning each (docker mode has none of these).
+
+    Symlinks are followed; where that is impossible (dangling, a loop) the
+    link is hashed as itself. Entries neither file nor directory are
+    skipped. The state carried down is the resolved paths of the directory
+    and its ancestors, to tell links that make loops.
+    """
 
     def __init__(self, root: bytes) -> None:
         self.root_real = os.path.realpath(root)
@@ -807,20 +1197,14 @@ class _LinkWalk:
     def root_state(self) -> _Ancestry:
         return _Ancestry(self.root_real, _ancestry_entry(self.root_real))
 
-    def list(self, path: bytes, dir_fd: int, prefix: bytes, state: object) -> _Listing:
-        """Files, links not followed, and subdirectories of one directory.
-
-        Classified without opening anything: FIFOs, sockets and devices are
-        skipped. Entries share their directory's prefix, so ordering by name
-        is ordering by full path; and byte order of UTF-8 is the code point
-        order that the original's str sort gives. The state carried down is
-        the resolved paths of the directory and its ancestors, to tell links
-        that make loops.
-        """
-        assert isinstance(state, _Ancestry)
+    def list(
+        self, path: bytes, dir_fd: int, prefix: bytes, state: _Ancestry
+    ) -> _Listing[_Ancestry]:
+        """Files, links not followed, and subdirectories of one directory,
+        classified without opening anything."""
         files: list[bytes] = []
         links: dict[bytes, int] = {}
-        dirs: list[tuple[bytes, int, object]] = []
+        subdirectories: list[tuple[bytes, int, _Ancestry]] = []
         try:
             # By dir_fd, not by path: the kernel need not resolve the path
             # (and the links in it) again. Names come as str; fsencode gives
@@ -835,21 +1219,21 @@ class _LinkWalk:
                         if name == b".git":
                             self.notes.setdefault("git", prefix + name)
                         self._walked(status, prefix + name)
-                        dirs.append((name, status.st_mode, state.child(name)))
+                        subdirectories.append((name, status.st_mode, state.child(name)))
                     elif entry.is_symlink():
                         followed = self._follow(dir_fd, name, prefix + name, state)
                         if followed is None:
                             continue
                         kind, mode, real_path = followed
                         if kind == "dir":
-                            dirs.append((name, mode, state.followed(real_path)))
+                            subdirectories.append((name, mode, state.followed(real_path)))
                         else:
                             files.append(name)
                             if kind == "link":
                                 links[name] = mode
         except OSError as error:
             raise _input_error(error, path, "directory") from None
-        return _sorted(files, links, dirs)
+        return _sorted(files, links, subdirectories)
 
     def _walked(self, status: os.stat_result, path: bytes) -> None:
         key = (status.st_dev, status.st_ino)
@@ -962,109 +1346,159 @@ def _contains(directory: bytes, path: bytes) -> bool:
     return _Ancestry(path, _ancestry_entry(path)).contains_any(directory)
 
 
-def _read_dockerignore(context: bytes) -> dockerignore.PatternMatcher:
-    patterns = _optional_module("dockerignore", "--hash-mode docker")
-    path = os.path.join(context, b".dockerignore")
+def _hash_docker_context(hasher: _Hasher, path: bytes) -> None:
+    """The docker mode's walk: what `docker build` sends of the context."""
     try:
-        with open(path, "rb") as file:
-            data = file.read()
-    except FileNotFoundError:
-        data = b""
+        root = os.stat(path)
     except OSError as error:
-        raise _input_error(error, path, ".dockerignore") from None
+        raise _input_error(error, path, "context directory") from None
+    if not stat.S_ISDIR(root.st_mode):
+        raise InputError(f"context is not a directory: {_show(path)}")
+    dockerignore_path = os.path.join(path, b".dockerignore")
+    patterns = _optional_module("dockerignore", "--hash-mode docker")
+    data = read_regular_file(
+        dockerignore_path, DOCKERIGNORE_MAX_BYTES, ".dockerignore", optional=True
+    )
     try:
-        matcher: dockerignore.PatternMatcher = patterns.PatternMatcher(
-            patterns.read_dockerignore(data)
+        listing = _DockerListing(patterns.PatternMatcher(patterns.read_dockerignore(data)))
+        # The root's own mode is not part of what docker copies (COPY . /x/
+        # makes /x 0755 whatever it is): hashing it would make the umask of
+        # the checkout change the tag. Its entries' paths are relative.
+        _walk(
+            hasher,
+            listing.list,
+            root=b".",
+            root_prefix=b"",
+            open_root=path,
+            root_mode=stat.S_IFDIR,
+            root_state=None,
         )
     except patterns.DockerignoreError as error:
-        raise InputError(f"{_show(path)}: {error}") from None
-    return matcher
+        raise InputError(f"{_show(dockerignore_path)}: {error}") from None
 
 
-def _list_as_docker(
-    matcher: dockerignore.PatternMatcher, path: bytes, dir_fd: int, prefix: bytes, parent: object
-) -> _Listing:
-    """The docker mode's listing: what `docker build` sends of this directory.
+class _DockerListing:
+    """The docker mode's listing: what `docker build` sends of a directory.
 
     Entries that .dockerignore excludes are left out; an excluded directory
     is not read at all unless an exception may re-include something in it,
     and then it is walked with mode 0 (its record left out: docker sends
     only what is inside). Links are links; FIFOs, sockets and devices are
-    skipped. The state carried down is the directory's match info.
+    skipped. The state carried down is the directory's match info (None for
+    the context root).
     """
-    files: list[bytes] = []
-    links: dict[bytes, int] = {}
-    dirs: list[tuple[bytes, int, object]] = []
-    parent_info = parent if isinstance(parent, tuple) else None
-    try:
-        with os.scandir(dir_fd) as entries:  # by fd, as in _LinkWalk.list
-            for entry in entries:
-                name = os.fsencode(entry.name)
-                relative = os.fsdecode(prefix + name)
-                excluded, info = matcher.matches(relative, parent_info)
-                mode = entry.stat(follow_symlinks=False).st_mode
-                if stat.S_ISDIR(mode):
-                    if not excluded:
-                        dirs.append((name, mode, info))
-                    elif matcher.must_descend(relative):
-                        dirs.append((name, 0, info))
-                elif excluded:
-                    continue
-                elif stat.S_ISREG(mode):
-                    files.append(name)
-                elif stat.S_ISLNK(mode):
-                    files.append(name)
-                    links[name] = mode
-    except OSError as error:
-        raise _input_error(error, path, "directory") from None
-    return _sorted(files, links, dirs)
+
+    def __init__(self, matcher: dockerignore.PatternMatcher) -> None:
+        self._matcher = matcher
+
+    def list(
+        self, path: bytes, dir_fd: int, prefix: bytes, parent: dockerignore.MatchInfo | None
+    ) -> _Listing[dockerignore.MatchInfo | None]:
+        matcher = self._matcher
+        files: list[bytes] = []
+        links: dict[bytes, int] = {}
+        subdirectories: list[tuple[bytes, int, dockerignore.MatchInfo | None]] = []
+        try:
+            with os.scandir(dir_fd) as entries:  # by fd, as in _LinkWalk.list
+                for entry in entries:
+                    name = os.fsencode(entry.name)
+                    relative = os.fsdecode(prefix + name)
+                    excluded, info = matcher.matches(relative, parent)
+                    mode = entry.stat(follow_symlinks=False).st_mode
+                    if stat.S_ISDIR(mode):
+                        if not excluded:
+                            subdirectories.append((name, mode, info))
+                        elif matcher.must_descend(relative):
+                            subdirectories.append((name, 0, info))
+                    elif excluded:
+                        continue
+                    elif stat.S_ISREG(mode):
+                        files.append(name)
+                    elif stat.S_ISLNK(mode):
+                        files.append(name)
+                        links[name] = mode
+        except OSError as error:
+            raise _input_error(error, path, "directory") from None
+        return _sorted(files, links, subdirectories)
 
 
-def _sorted(
-    files: list[bytes], links: dict[bytes, int], dirs: list[tuple[bytes, int, object]]
-) -> _Listing:
-    """A directory's listing in hash order: files, then subdirectories, by name."""
-    files.sort()
-    dirs.sort(key=lambda entry: entry[0])
-    return files, links, dirs
+# Each hash mode: how it writes records, and how it walks the context.
+_HASH_MODES: dict[HashMode, tuple[type[_Records], Callable[[_Hasher, bytes], None]]] = {
+    HashMode.ORIGINAL: (_OriginalRecords, _hash_original_context),
+    HashMode.DOCKER: (_DockerRecords, _hash_docker_context),
+}
 
 
-def _optional_module(name: str, option: str) -> Any:
-    """A module of the tool that only an option needs, so that the core stays
-    three files to copy (and starts faster): a clear error if it is missing."""
-    try:
-        return importlib.import_module(f".{name}" if __package__ else name, __package__)
-    except ModuleNotFoundError as error:
-        if error.name not in (name, f"{__package__}.{name}"):
-            raise
-        raise UsageError(
-            f"{option} needs {name}.py beside get_docker_image.py (copy it from the tool)"
-        ) from None
+class ContentDigest:
+    """The SHA-256 stream that names an image, in a hash mode.
+
+    Fed, in order: a header for non-default options (see stream_header), the
+    base images' digests and the target platforms where asked for, the
+    build-args text, the Dockerfile, then the context directory depth first:
+    each directory's record, its files (record and bytes) sorted by path,
+    then its subdirectories sorted by path. The records and the walk are
+    the hash mode's (_OriginalRecords, _DockerRecords).
+    """
+
+    def __init__(
+        self,
+        observer: Observer | None = None,
+        *,
+        hash_mode: HashMode = HashMode.ORIGINAL,
+        chunk_size: int = READ_CHUNK_SIZE,
+        read_ahead_min_size: int = READ_AHEAD_MIN_SIZE,
+        small_file_size: int = SMALL_FILE_SIZE,
+    ) -> None:
+        records, self._hash_context = _HASH_MODES[hash_mode]
+        self._hasher = _Hasher(
+            records(),
+            observer,
+            chunk_size=chunk_size,
+            read_ahead_min_size=read_ahead_min_size,
+            small_file_size=small_file_size,
+        )
+
+    def hexdigest(self) -> str:
+        return self._hasher.digest.hexdigest()
+
+    def add_header(self, header: bytes) -> None:
+        self._hasher.digest.update(header)
+
+    def add_base_images(self, references: Sequence[BaseImageDigest]) -> None:
+        self._hasher.digest.update(b"%d\0" % len(references))
+        for reference in references:
+            self._hasher.digest.update(reference.pinned.encode() + b"\0")
+            if self._hasher.observer:
+                self._hasher.observer.base_image(reference)
+
+    def add_platforms(self, platforms: Sequence[Platform]) -> None:
+        text = ",".join(map(str, platforms)).encode()
+        self._hasher.digest.update(b"platform\0%s\0" % text)
+        if self._hasher.observer:
+            self._hasher.observer.text("platform", text)
+
+    def add_text(self, text: bytes) -> None:
+        self._hasher.add_text("args", text)
+
+    def add_dockerfile(self, path: bytes) -> None:
+        self._hasher.add_dockerfile(path)
+
+    def add_context(self, path: bytes) -> None:
+        self._hash_context(self._hasher, path)
+        self._hasher.progress.done()
 
 
-def _show(path: bytes | str) -> str:
-    """A path for messages: quoted, undecodable bytes escaped."""
-    if isinstance(path, bytes):
-        path = path.decode("utf-8", "backslashreplace")
-    return repr(path)
-
-
-def _input_error(error: OSError, path: bytes | str, what: str) -> InputError:
-    """A one-line InputError naming what could not be read, and why."""
-    if isinstance(error, FileNotFoundError):
-        return InputError(f"{what} not found: {_show(path)}")
-    return InputError(f"cannot read {what} {_show(path)}: {error.strerror or error}")
-
-
-def stream_header(hash_mode: str, hash_base_images: bool) -> bytes:
+def stream_header(hash_mode: HashMode, hash_base_images: bool, hash_platform: bool) -> bytes:
     """What a digest made with non-default options starts with: a NUL, which
     no original stream can start with (command-line text has no NUL), so no
     such tag can equal a default one for other inputs. Empty by default."""
     options = []
-    if hash_mode != "original":
-        options.append(f"hash-mode={hash_mode}")
+    if hash_mode is not HashMode.ORIGINAL:
+        options.append(f"hash-mode={hash_mode.value}")
     if hash_base_images:
         options.append("base-images")
+    if hash_platform and hash_mode is HashMode.ORIGINAL:  # docker mode always has it
+        options.append("platform")
     if not options:
         return b""
     return ("\0get_docker_image v1 " + " ".join(options) + "\0").encode()
@@ -1076,15 +1510,21 @@ def compute_tag(
     context: str,
     observer: Observer | None = None,
     *,
-    hash_mode: str = "original",
+    hash_mode: HashMode = HashMode.ORIGINAL,
     base_images: Sequence[BaseImageDigest] | None = None,
+    platforms: Sequence[Platform] | None = None,
 ) -> str:
     """Returns `image_content_digest_<hex>` for these inputs; `base_images`
-    (None: not hashed) are the resolved FROM images."""
+    (None: not hashed) are the resolved FROM images, `platforms` (None: not
+    hashed; docker mode needs them) what the build is for."""
+    if hash_mode is HashMode.DOCKER and platforms is None:
+        raise ValueError("docker mode hashes the target platforms")
     digest = ContentDigest(observer, hash_mode=hash_mode)
-    digest.add_header(stream_header(hash_mode, base_images is not None))
+    digest.add_header(stream_header(hash_mode, base_images is not None, platforms is not None))
     if base_images is not None:
         digest.add_base_images(base_images)
+    if platforms is not None:
+        digest.add_platforms(platforms)
     digest.add_text(os.fsencode(build_args))
     digest.add_dockerfile(os.fsencode(dockerfile))
     digest.add_context(os.fsencode(context))
@@ -1103,47 +1543,73 @@ def _escape(raw: bytes) -> str:
     )
 
 
-def explain_line(item: HashedInput) -> str:
-    """One line of --explain: kind, mode, size, content SHA-256, path."""
-    if item.kind == "args":
-        return f'args  "{_escape(item.path)}"'
-    if item.kind == "base":
-        platform = f"  ({_escape(item.target)})" if item.target else ""
-        return f"base  {_escape(item.path)}{platform}"
-    mode = f"{item.mode:6o} ({item.mode:5d})"
-    size = "-" if item.size is None else str(item.size)
-    kind = "file" if item.kind == "dockerfile" else item.kind
-    line = f"{kind:<4}  {mode}  {size:>11}  {item.sha256 or '-':<64}  {_escape(item.path)}"
-    if item.target is not None:
-        line += f" -> {_escape(item.target)}"
-    return line
+class TextExplainer:
+    """--explain: one line per input (kind, mode, size, content SHA-256,
+    path), as it is hashed, then the image name."""
+
+    def __init__(self, write: Callable[[str], None]) -> None:
+        self._write = write
+
+    def text(self, kind: str, text: bytes) -> None:
+        if kind == "args":
+            self._write(f'args  "{_escape(text)}"')
+        else:
+            self._write(f"{kind}  {_escape(text)}")
+
+    def base_image(self, image: BaseImageDigest) -> None:
+        platform = f"  ({image.platform})" if image.platform else ""
+        self._write(f"base  {_escape(image.pinned.encode())}{platform}")
+
+    def entry(self, entry: HashedEntry) -> None:
+        mode = f"{entry.mode:6o} ({entry.mode:5d})"
+        size = "-" if entry.size is None else str(entry.size)
+        kind = "file" if entry.kind == "dockerfile" else entry.kind
+        line = f"{kind:<4}  {mode}  {size:>11}  {entry.sha256 or '-':<64}  {_escape(entry.path)}"
+        if entry.target is not None:
+            line += f" -> {_escape(entry.target)}"
+        self._write(line)
+
+    def image(self, name: str) -> None:
+        self._write(f"image  {name}")
 
 
-def explain_json(item: HashedInput) -> str:
-    """One line of --explain json: a JSON object. Paths that are not UTF-8
+class JsonExplainer(TextExplainer):
+    """--explain json: one JSON object per line. Paths that are not UTF-8
     keep their bytes as lone surrogates (\\udcXX), as os.fsdecode gives them."""
-    entry: dict[str, object]
-    if item.kind == "args":
-        entry = {"kind": "args", "text": os.fsdecode(item.path)}
-    elif item.kind == "base":
-        name, digest = os.fsdecode(item.path).rsplit("@", 1)
-        platform = os.fsdecode(item.target) if item.target else None
-        entry = {"kind": "base", "name": name, "digest": digest, "platform": platform}
-    else:
-        entry = {"kind": item.kind, "path": os.fsdecode(item.path), "mode": item.mode}
-        if item.size is not None:
-            entry["size"] = item.size
-            entry["sha256"] = item.sha256
-        if item.target is not None:
-            entry["target"] = os.fsdecode(item.target)
-    return json.dumps(entry)
+
+    def text(self, kind: str, text: bytes) -> None:
+        key = "text" if kind == "args" else kind
+        self._write(json.dumps({"kind": kind, key: os.fsdecode(text)}))
+
+    def base_image(self, image: BaseImageDigest) -> None:
+        platform = str(image.platform) if image.platform else None
+        name = image.pinned.rsplit("@", 1)[0]
+        entry = {"kind": "base", "name": name, "digest": image.digest, "platform": platform}
+        self._write(json.dumps(entry))
+
+    def entry(self, entry: HashedEntry) -> None:
+        fields: dict[str, object] = {
+            "kind": entry.kind,
+            "path": os.fsdecode(entry.path),
+            "mode": entry.mode,
+        }
+        if entry.size is not None:
+            fields["size"] = entry.size
+            fields["sha256"] = entry.sha256
+        if entry.target is not None:
+            fields["target"] = os.fsdecode(entry.target)
+        self._write(json.dumps(fields))
+
+    def image(self, name: str) -> None:
+        self._write(json.dumps({"image": name}))
 
 
 # --- Docker ---------------------------------------------------------------
 
 
-class Probe(enum.Enum):
-    """What docker's error output says of a registry step that failed."""
+class Outcome(enum.Enum):
+    """What a registry step's result says of the registry, as far as
+    docker's words tell."""
 
     FOUND = "found"
     NOT_FOUND = "not found"
@@ -1156,12 +1622,15 @@ class Probe(enum.Enum):
 
 # Matched, lower-cased, against docker's error output with the image name
 # taken out (a repository called x/denied must not read as "denied"), in
-# this order; the first class with a marker found wins.
-_ERROR_MARKERS: tuple[tuple[Probe, tuple[str, ...]], ...] = (
-    (Probe.LOST_BLOB, ("unknown blob", "blob unknown")),
-    (Probe.NOT_FOUND, ("no such manifest", "manifest unknown", "name unknown", "not found")),
+# this order; the first class with a marker found wins. Only what docker
+# says of a registry step is matched: never a build's output.
+_ERROR_MARKERS: tuple[tuple[Outcome, tuple[str, ...]], ...] = (
+    # "digest invalid": jobs pushing the same layers at once; the registry
+    # can answer it, or "blob unknown", for a layer a sibling is committing.
+    (Outcome.LOST_BLOB, ("unknown blob", "blob unknown", "digest invalid")),
+    (Outcome.NOT_FOUND, ("no such manifest", "manifest unknown", "name unknown", "not found")),
     (
-        Probe.UNAUTHORIZED,
+        Outcome.UNAUTHORIZED,
         (
             "unauthorized",
             "denied",
@@ -1172,7 +1641,7 @@ _ERROR_MARKERS: tuple[tuple[Probe, tuple[str, ...]], ...] = (
         ),
     ),
     (
-        Probe.TRANSIENT,
+        Outcome.TRANSIENT,
         (
             "unexpected http status",
             "status: 5",
@@ -1192,7 +1661,7 @@ _ERROR_MARKERS: tuple[tuple[Probe, tuple[str, ...]], ...] = (
         ),
     ),
     (
-        Probe.UNREACHABLE,
+        Outcome.UNREACHABLE,
         (
             "connection refused",
             "no such host",
@@ -1208,17 +1677,18 @@ _ERROR_MARKERS: tuple[tuple[Probe, tuple[str, ...]], ...] = (
 )
 
 
-def classify_error(message: str, *names: str) -> Probe:
-    """Why a registry step failed, from docker's error output."""
+def classify_error(message: str, *redacted: str) -> Outcome:
+    """Why a registry step failed, from docker's error output; `redacted`
+    (the image's names) are taken out first."""
     lowered = message
-    for name in sorted(names, key=len, reverse=True):  # longest first: names nest
+    for name in sorted(redacted, key=len, reverse=True):  # longest first: names nest
         if name:
             lowered = lowered.replace(name, "IMAGE")
     lowered = lowered.lower()
-    for probe, markers in _ERROR_MARKERS:
+    for outcome, markers in _ERROR_MARKERS:
         if any(marker in lowered for marker in markers):
-            return probe
-    return Probe.UNKNOWN
+            return outcome
+    return Outcome.UNKNOWN
 
 
 def one_line(text: str) -> str:
@@ -1231,23 +1701,41 @@ def last_line(text: str) -> str:
     return lines[-1] if lines else ""
 
 
-class StepFailed(DockerError):
-    """A docker step failed; `probe` says why, as far as docker's words tell."""
+def exit_status(returncode: int) -> str:
+    """How a failed command ended, in the words of every message."""
+    if returncode < 0:
+        return f"was killed by signal {-returncode}"
+    return f"failed with exit status {returncode}"
 
-    def __init__(self, message: str, probe: Probe) -> None:
+
+class StepFailed(DockerError):
+    """A docker step failed; `outcome` says why, as far as docker's words tell."""
+
+    def __init__(self, message: str, outcome: Outcome) -> None:
         super().__init__(message)
-        self.probe = probe
+        self.outcome = outcome
+
+
+def _log_groups(environ: Mapping[str, str]) -> tuple[str, str] | None:
+    """The markers that fold a CI log around a step's output, where known."""
+    if environ.get("GITHUB_ACTIONS") == "true":
+        return "::group::", "::endgroup::"
+    if environ.get("TF_BUILD", "").lower() == "true":  # Azure Pipelines
+        return "##[group]", "##[endgroup]"
+    return None
 
 
 class Docker:
-    """The docker CLI as this run uses it: where it is, and how registry
-    steps are retried and bounded."""
+    """The docker CLI as this run uses it: where it is, which steps talk to
+    a registry, and how those are bounded and retried."""
 
     def __init__(self, options: Options) -> None:
         self.path = options.docker_path
         self.retries = options.retries
         self.retry_delay = options.retry_delay
         self.probe_timeout = options.probe_timeout
+        self.transfer_timeout = options.transfer_timeout
+        self._groups = _log_groups(os.environ)
 
     def check(self) -> None:
         """Fails early, naming the path, when docker cannot be run."""
@@ -1266,6 +1754,7 @@ class Docker:
         capture: bool = False,
         quiet: bool = False,
         timeout: float | None = None,
+        silence_timeout: float | None = None,
     ) -> subprocess.CompletedProcess[str]:
         """util.run for docker: its stdout goes to stderr (ours is for what
         the tool prints), a missing executable is a DockerError."""
@@ -1279,43 +1768,73 @@ class Docker:
                 check=False,
                 stdout_to_stderr=True,
                 timeout=timeout,
+                silence_timeout=silence_timeout,
             )
         except OSError as error:
             raise DockerError(
                 f"cannot run docker {self.path!r}: {error.strerror or error}"
             ) from None
 
-    def step(self, *args: str, names: Sequence[str] = ()) -> None:
-        """Runs a docker step, retrying transient registry failures."""
-        self.retrying(lambda: self.step_once(*args, names=names), f"docker {args[0]}")
+    def step(self, *args: str, title: str | None = None) -> None:
+        """Runs a step that talks to no registry (build, tag, load, save)
+        once, its output folded under `title` in a CI log; raises StepFailed
+        (never to be retried: its words are not the registry's)."""
+        completed = self._folded(title, lambda: self.run(*args))
+        if completed.returncode != 0:
+            raise StepFailed(self._failure(args, completed), Outcome.UNKNOWN)
 
-    def step_once(self, *args: str, names: Sequence[str] = ()) -> None:
-        """Runs a docker step once; raises StepFailed naming the command, its
-        status and docker's last line, and classifying docker's words."""
-        completed = self.run(*args)
-        if completed.returncode == 0:
-            return
-        if completed.returncode < 0:
-            status = f"was killed by signal {-completed.returncode}"
-        else:
-            status = f"failed with exit status {completed.returncode}"
+    def registry_step(self, *args: str, redact: Sequence[str]) -> None:
+        """Runs a pull or push once, bounded by the transfer timeout (on
+        silence); raises StepFailed classifying docker's words."""
+        try:
+            completed = self._folded(
+                shlex.join(["docker", *args]),
+                lambda: self.run(*args, silence_timeout=self.transfer_timeout),
+            )
+        except SilenceTimeout:
+            raise StepFailed(
+                f"docker {args[0]} printed nothing for {self.transfer_timeout:g} s "
+                f"(--transfer-timeout): stopped",
+                Outcome.TRANSIENT,
+            ) from None
+        if completed.returncode != 0:
+            message = self._failure(args, completed)
+            raise StepFailed(message, classify_error(completed.stderr or "", *redact))
+
+    def pull(self, image: str, redact: Sequence[str]) -> None:
+        self.retrying(lambda: self.registry_step("pull", image, redact=redact), "docker pull")
+
+    def _folded(
+        self, title: str | None, step: Callable[[], subprocess.CompletedProcess[str]]
+    ) -> subprocess.CompletedProcess[str]:
+        if self._groups is None or title is None:
+            return step()
+        start, end = self._groups
+        _write_stderr(f"{start}{title}")
+        try:
+            return step()
+        finally:
+            _write_stderr(end)
+
+    def _failure(self, args: Sequence[str], completed: subprocess.CompletedProcess[str]) -> str:
+        """A failed step's message: the command, how it ended, docker's last line."""
         command = shlex.join([self.path, *args])
         said = last_line(completed.stderr or "")
+        status = exit_status(completed.returncode)
         if said:
-            message = f"docker {args[0]} {status}: {said} (command: {command})"
-        else:
-            message = f"docker {args[0]} {status}: {command}"
-        raise StepFailed(message, classify_error(completed.stderr or "", *names))
+            return f"docker {args[0]} {status}: {said} (command: {command})"
+        return f"docker {args[0]} {status}: {command}"
 
     def retrying(self, attempt: Callable[[], T], what: str) -> T:
-        """attempt(), retried while it raises a transient StepFailed."""
+        """attempt(), retried while it raises a transient StepFailed. The one
+        place that retries: an attempt never calls a retrying step itself."""
         for number in range(self.retries + 1):
             try:
                 return attempt()
             except StepFailed as failure:
-                if failure.probe is not Probe.TRANSIENT or number == self.retries:
+                if failure.outcome is not Outcome.TRANSIENT or number == self.retries:
                     raise
-                delay = self.retry_delay * 2**number * random.uniform(0.5, 1.5)
+                delay = self.retry_wait(number)
                 _log.warning(
                     "%s failed for a transient reason; retry %d of %d in %.1f s",
                     what,
@@ -1326,13 +1845,40 @@ class Docker:
                 time.sleep(delay)
         raise AssertionError  # unreachable: the last attempt returns or raises
 
-    def probe(self, image: str, names: Sequence[str] = ()) -> tuple[Probe, str]:
+    def retry_wait(self, number: int) -> float:
+        """The wait before retry `number` + 1: doubling from the retry delay,
+        at most MAX_RETRY_WAIT_SECONDS, with jitter (±50%)."""
+        doubled = self.retry_delay * 2.0 ** min(number, 64)
+        return min(doubled, MAX_RETRY_WAIT_SECONDS) * random.uniform(0.5, 1.5)
+
+    def probe(self, image: str, redact: Sequence[str]) -> tuple[Outcome, str]:
         """Asks the registry whether it has `image` (`docker manifest inspect`),
         retrying transient failures; returns the outcome and docker's words."""
         try:
-            return self.retrying(lambda: self._probe_once(image, names), "docker manifest inspect")
+            return self.retrying(lambda: self.probe_once(image, redact), "docker manifest inspect")
         except StepFailed as failure:
-            return failure.probe, str(failure)
+            return failure.outcome, str(failure)
+
+    def probe_once(self, image: str, redact: Sequence[str]) -> tuple[Outcome, str]:
+        """One probe; a transient failure is raised as StepFailed."""
+        completed = self._manifest_inspect(image)
+        if completed.returncode == 0:
+            return Outcome.FOUND, ""
+        message = one_line(completed.stderr or completed.stdout or "")
+        message = message or exit_status(completed.returncode)
+        outcome = classify_error(message, image, *redact)
+        if outcome is Outcome.TRANSIENT:
+            raise StepFailed(message, outcome)
+        if outcome is Outcome.LOST_BLOB:
+            outcome = Outcome.UNKNOWN
+        return outcome, message
+
+    def found_now(self, image: str, redact: Sequence[str]) -> bool:
+        """One probe, not retried: whether the registry has `image` now."""
+        try:
+            return self.probe_once(image, redact)[0] is Outcome.FOUND
+        except StepFailed:
+            return False
 
     def _manifest_inspect(self, *args: str) -> subprocess.CompletedProcess[str]:
         """`docker manifest inspect --insecure ARGS`, bounded by the probe
@@ -1350,21 +1896,8 @@ class Docker:
             )
         except subprocess.TimeoutExpired:
             raise StepFailed(
-                f"no answer within {self.probe_timeout:g} s", Probe.TRANSIENT
+                f"no answer within {self.probe_timeout:g} s", Outcome.TRANSIENT
             ) from None
-
-    def _probe_once(self, image: str, names: Sequence[str]) -> tuple[Probe, str]:
-        completed = self._manifest_inspect(image)
-        if completed.returncode == 0:
-            return Probe.FOUND, completed.stdout or ""
-        message = one_line(completed.stderr or completed.stdout or "")
-        message = message or f"exit status {completed.returncode}"
-        probe = classify_error(message, image, *names)
-        if probe is Probe.TRANSIENT:
-            raise StepFailed(message, probe)
-        if probe is Probe.LOST_BLOB:
-            probe = Probe.UNKNOWN
-        return probe, message
 
     def inspect_manifest(self, name: str) -> str:
         """`docker manifest inspect --verbose` of a base image: its JSON, or a
@@ -1373,65 +1906,72 @@ class Docker:
         def attempt() -> str:
             completed = self._manifest_inspect("--verbose", name)
             if completed.returncode != 0:
-                message = one_line(completed.stderr or "") or f"exit {completed.returncode}"
+                message = one_line(completed.stderr or "") or exit_status(completed.returncode)
                 raise StepFailed(message, classify_error(message, name))
             return completed.stdout or ""
 
         try:
             return self.retrying(attempt, "docker manifest inspect")
         except StepFailed as failure:
-            first = name.split("/", 1)[0]
-            host = first if "/" in name and is_registry_host(first) else "docker.io"
-            hint = registry_hint(failure.probe, host, self.retries + 1)
+            hint = registry_hint(failure.outcome, reference_host(name), self.retries + 1)
             raise DockerError(f"cannot resolve base image {name!r}: {failure}{hint}") from None
 
-    def engine_platform(self) -> str:
-        try:
-            completed = self.run(
-                "version",
-                "--format",
-                "{{.Server.Os}}/{{.Server.Arch}}",
-                capture=True,
-                timeout=self.probe_timeout,
-            )
-        except subprocess.TimeoutExpired:
-            raise DockerError(
-                f"the docker engine gave no platform within {self.probe_timeout:g} s"
-            ) from None
-        platform = (completed.stdout or "").strip()
-        if completed.returncode != 0 or not platform:
-            message = one_line(completed.stderr or "")
+    def engine_platform(self) -> Platform:
+        """The engine's os/architecture: what it builds for by default."""
+        completed = self._ask_engine("version", "--format", "{{.Server.Os}}/{{.Server.Arch}}")
+        text = (completed.stdout or "").strip()
+        if completed.returncode != 0 or not re.fullmatch(r"[a-z0-9_]+/[a-z0-9_]+", text):
+            message = one_line(completed.stderr or "") or f"it answered {text[:80]!r}"
             raise DockerError(f"cannot ask the docker engine for its platform: {message}")
-        return platform
+        return parse_platform(text)
 
     def local_image_exists(self, image: str) -> bool:
-        return self.run("image", "inspect", image, quiet=True).returncode == 0
+        return self._ask_engine("image", "inspect", image, quiet=True).returncode == 0
+
+    def _ask_engine(self, *args: str, quiet: bool = False) -> subprocess.CompletedProcess[str]:
+        """A question to the engine, bounded like a probe."""
+        try:
+            return self.run(*args, capture=not quiet, quiet=quiet, timeout=self.probe_timeout)
+        except subprocess.TimeoutExpired:
+            raise DockerError(
+                f"the docker engine did not answer `docker {args[0]} {args[1]}` "
+                f"within {self.probe_timeout:g} s"
+            ) from None
 
 
-def registry_hint(probe: Probe, host: str, tries: int) -> str:
+def _write_stderr(line: str) -> None:
+    """A line on stderr, in order with the log and docker's own output."""
+    sys.stderr.write(line + "\n")
+    sys.stderr.flush()
+
+
+def registry_hint(outcome: Outcome, host: str, tries: int) -> str:
     """What to add to docker's words when a registry cannot be used."""
-    if probe is Probe.UNREACHABLE:
+    if outcome is Outcome.UNREACHABLE:
         return " (is the registry up and reachable?)"
-    if probe is Probe.UNAUTHORIZED:
+    if outcome is Outcome.UNAUTHORIZED:
         return f" (are you logged in? docker login {host})"
-    if probe is Probe.TRANSIENT:
+    if outcome is Outcome.TRANSIENT:
         return f" (tried {tries} times)"
     return ""
 
 
-def raise_for_probe(probe: Probe, message: str, image: str, tries: int) -> None:
-    """Stops before building when the registry cannot be used."""
-    host = image.split("/", 1)[0]
-    hint = registry_hint(probe, host, tries)
-    if probe is Probe.UNREACHABLE:
-        raise DockerError(f"cannot reach registry {host}: {message}{hint}")
-    if probe is Probe.UNAUTHORIZED:
-        raise DockerError(f"registry {host} refused our credentials: {message}{hint}")
-    if probe is Probe.TRANSIENT:
-        raise DockerError(f"registry {host} kept failing: {message}{hint}")
+def unusable_registry(outcome: Outcome, message: str, image: str, tries: int) -> str | None:
+    """Why the registry cannot be used, in one line; None if it can."""
+    host = reference_host(image)
+    hint = registry_hint(outcome, host, tries)
+    if outcome is Outcome.UNREACHABLE:
+        return f"cannot reach registry {host}: {message}{hint}"
+    if outcome is Outcome.UNAUTHORIZED:
+        return f"registry {host} refused our credentials: {message}{hint}"
+    if outcome is Outcome.TRANSIENT:
+        return f"registry {host} kept failing: {message}{hint}"
+    return None
 
 
 # --- Base images ----------------------------------------------------------
+
+_DIGEST = re.compile(r"sha256:[0-9a-f]{64}|sha384:[0-9a-f]{96}|sha512:[0-9a-f]{128}")
 
 
 class BaseImageDigest(NamedTuple):
@@ -1439,93 +1979,157 @@ class BaseImageDigest(NamedTuple):
 
     name: str  # as written (after build-arg expansion)
     digest: str  # sha256:...
-    platform: str | None  # the platform whose manifest was chosen, if a list
+    platform: Platform | None  # the platform whose manifest was chosen, if a list
 
     @property
     def pinned(self) -> str:
         return f"{self.name.split('@', 1)[0]}@{self.digest}"
 
 
-def resolve_base_images(docker: Docker, options: Options) -> list[BaseImageDigest]:
-    """The Dockerfile's FROM images with their registry digests, in order."""
+def resolve_base_images(
+    docker: Docker, options: Options, engine: Platform, targets: Sequence[Platform]
+) -> list[BaseImageDigest]:
+    """The Dockerfile's FROM images with their registry digests, in order,
+    for each target platform."""
     dockerfile_from = _optional_module("dockerfile_from", "--hash-base-images")
-    try:
-        with open(options.dockerfile, encoding="utf-8", errors="surrogateescape") as file:
-            text = file.read()
-    except OSError as error:
-        raise _input_error(error, options.dockerfile, "Dockerfile") from None
-    build_args, other_args = options.split_build_args()
-    all_args = [*build_args, *other_args]
-    engine_platform = docker.engine_platform()  # BUILDPLATFORM, and the default
-    try:
-        images = dockerfile_from.base_images(
-            text,
-            dockerfile_from.build_arg_values(all_args, os.environ),
-            dockerfile_from.build_platform(all_args, os.environ),
-            engine_platform,
-            target=dockerfile_from.build_target(all_args),
-        )
-    except dockerfile_from.DockerfileError as error:
-        raise InputError(f"{_show(options.dockerfile)}: {error}") from None
-    resolved = []
-    for image in images:
-        if image.pinned:
-            digest = image.name.split("@", 1)[1]
-            resolved.append(BaseImageDigest(image.name, digest, None))
-            continue
-        manifest = docker.inspect_manifest(image.name)
-        platform = image.platform or engine_platform
-        digest, chosen = choose_manifest(image.name, manifest, platform)
-        resolved.append(BaseImageDigest(image.name, digest, chosen))
+    data = read_regular_file(options.dockerfile, DOCKERFILE_MAX_BYTES, "Dockerfile")
+    text = data.decode("utf-8", "surrogateescape")
+    args = options.docker_build_args
+    build_args = build_arg_values(args, os.environ)
+    resolved: list[BaseImageDigest] = []
+    for target in targets:
+        try:
+            images = dockerfile_from.base_images(
+                text, build_args, engine, target, target_stage=build_target(args)
+            )
+        except dockerfile_from.DockerfileError as error:
+            raise InputError(f"{_show(options.dockerfile)}: {error}") from None
+        for image in images:
+            if image.pinned:
+                digest = image.name.split("@", 1)[1]
+                if not _DIGEST.fullmatch(digest):
+                    raise InputError(
+                        f"{_show(options.dockerfile)}: line {image.line}: {image.name!r} "
+                        "is not pinned to a valid digest"
+                    )
+                found = BaseImageDigest(image.name, digest, None)
+            else:
+                wanted = parse_platform(image.platform, target) if image.platform else target
+                manifest = docker.inspect_manifest(image.name)
+                found = BaseImageDigest(image.name, *choose_manifest(image.name, manifest, wanted))
+            if found not in resolved:
+                resolved.append(found)
     return resolved
 
 
-def choose_manifest(name: str, verbose_json: str, platform: str) -> tuple[str, str | None]:
+def choose_manifest(
+    name: str, verbose_json: str, platform: Platform
+) -> tuple[str, Platform | None]:
     """The digest of the manifest a build for `platform` uses, from `docker
     manifest inspect --verbose`: one object for an image, a list for a
     multi-platform one (whose own digest would move with any platform)."""
+
+    def unexpected(what: str) -> DockerError:
+        return DockerError(f"cannot resolve base image {name!r}: docker printed {what}")
+
     try:
         parsed = json.loads(verbose_json)
     except ValueError:
-        raise DockerError(f"cannot resolve base image {name!r}: docker printed no JSON") from None
+        raise unexpected("no JSON") from None
     if isinstance(parsed, dict):
-        return str(parsed["Descriptor"]["digest"]), None
-    normalize = _optional_module("dockerfile_from", "--hash-base-images").normalize_platform
-    wanted = normalize(platform)
+        return _descriptor_digest(parsed, unexpected), None
+    if not isinstance(parsed, list):
+        raise unexpected("neither a manifest nor a list of them")
     for entry in parsed:
-        found = entry.get("Descriptor", {}).get("platform") or {}
-        parts = (found.get("os", ""), found.get("architecture", ""), found.get("variant", ""))
-        os_name, arch, variant = normalize("/".join(part for part in parts if part))
-        if (os_name, arch) == wanted[:2] and (not wanted[2] or variant == wanted[2]):
-            return str(entry["Descriptor"]["digest"]), platform
+        if not isinstance(entry, dict):
+            raise unexpected("a list that holds no manifests")
+        descriptor = entry.get("Descriptor")
+        found = descriptor.get("platform") if isinstance(descriptor, dict) else None
+        if not isinstance(found, dict):
+            continue
+        parts = [found.get(key) for key in ("os", "architecture", "variant")]
+        if not all(isinstance(part, str) for part in parts if part is not None):
+            continue
+        spec = "/".join(part for part in parts if part)
+        candidate = parse_platform(spec) if spec else None
+        if candidate is None or candidate[:2] != platform[:2]:
+            continue
+        if not platform.variant or candidate.variant == platform.variant:
+            return _descriptor_digest(entry, unexpected), platform
     raise DockerError(f"base image {name!r} has no manifest for platform {platform}")
+
+
+def _descriptor_digest(entry: dict[str, Any], unexpected: Callable[[str], DockerError]) -> str:
+    descriptor = entry.get("Descriptor")
+    digest = descriptor.get("digest") if isinstance(descriptor, dict) else None
+    if not isinstance(digest, str) or not _DIGEST.fullmatch(digest):
+        raise unexpected("a manifest without a valid digest")
+    return digest
 
 
 # --- Getting the image ----------------------------------------------------
 
 
-def image_for(
-    options: Options, observer: Observer | None = None, docker: Docker | None = None
-) -> str:
+class Result(enum.Enum):
+    """How the run got its image (the `result` of --output-file)."""
+
+    PULLED = "pulled"
+    BUILT = "built"  # and not pushed
+    PUSHED = "pushed"  # built and pushed
+    REUSED = "reused"  # the engine had it
+    LOADED = "loaded"  # from --image-cache-dir
+    TAKEN = "taken-from-another-job"  # pushed by another job while this one built
+
+
+class Got(NamedTuple):
+    """What a run did to get its image."""
+
+    result: Result
+    note: str = ""  # why it was not pushed, where it was loaded from
+
+
+def image_for(options: Options, observer: Observer | None, docker: Docker) -> str:
     """The full image name for the command line's inputs."""
-    base_images = None
+    base_images = platforms = None
+    engine = _Lazy(docker.engine_platform)
+    if options.hash_platform:
+        requested = requested_platforms(options.docker_build_args, os.environ)
+        platforms = target_platforms(requested, engine.get)
     if options.hash_base_images:
-        assert docker is not None
-        base_images = resolve_base_images(docker, options)
+        if platforms is None:
+            requested = requested_platforms(options.docker_build_args, os.environ)
+            targets = target_platforms(requested, engine.get)
+        else:
+            targets = platforms
+        base_images = resolve_base_images(docker, options, engine.get(), targets)
     tag = compute_tag(
-        options.build_args,
+        options.build_args_text,
         options.dockerfile,
         options.context,
         observer,
         hash_mode=options.hash_mode,
         base_images=base_images,
+        platforms=platforms,
     )
     return image_name(options.registry, options.repository, tag)
 
 
+class _Lazy:
+    """A value computed on first use, once (the engine's platform)."""
+
+    def __init__(self, compute: Callable[[], Platform]) -> None:
+        self._compute = compute
+        self._value: Platform | None = None
+
+    def get(self) -> Platform:
+        if self._value is None:
+            self._value = self._compute()
+        return self._value
+
+
 def build_image(docker: Docker, options: Options, image: str, cache_from: str | None) -> None:
-    build_args, other_args = options.split_build_args()
-    cache_args = []
+    """docker build, once: a failed build is reported, never retried."""
+    cache_args: list[str] = []
     if cache_from is not None:
         # BUILDKIT_INLINE_CACHE: images built by BuildKit then carry the
         # metadata that the next --cache-from reads; the classic builder
@@ -1535,22 +2139,23 @@ def build_image(docker: Docker, options: Options, image: str, cache_from: str | 
         "build",
         "--pull",
         *cache_args,
-        *build_args,
-        *other_args,
+        *options.build_args,
+        *options.other_build_args,
         "--tag",
         image,
         "--file",
         options.dockerfile,
         options.context,
+        title=f"docker build {image}",
     )
 
 
 def pull_layer_cache(docker: Docker, cache_image: str) -> None:
     """Pulls the layer cache image: the classic builder uses only a local one."""
     try:
-        docker.step("pull", cache_image, names=[cache_image])
+        docker.pull(cache_image, [cache_image])
     except StepFailed as failure:
-        if failure.probe is Probe.NOT_FOUND:
+        if failure.outcome is Outcome.NOT_FOUND:
             _log.warning("No layer cache yet (%s): building without it.", cache_image)
         else:
             _log.warning("Could not pull the layer cache, building without it: %s", failure)
@@ -1559,104 +2164,285 @@ def pull_layer_cache(docker: Docker, cache_image: str) -> None:
 def push_layer_cache(docker: Docker, image: str, cache_image: str) -> None:
     try:
         docker.step("tag", image, cache_image)
-        docker.step("push", cache_image, names=[cache_image])
+        docker.retrying(
+            lambda: docker.registry_step("push", cache_image, redact=[cache_image]),
+            "docker push",
+        )
     except StepFailed as failure:
         _log.warning("Could not move the layer cache tag: %s", failure)
 
 
-def get_registry_image(docker: Docker, options: Options, image: str) -> None:
+def get_registry_image(docker: Docker, options: Options, image: str) -> Got:
     """Pulls `image` if the registry has it, else builds and pushes it; a
-    job that finds the tag pushed meanwhile by another one takes theirs."""
-    names = (image, f"{image.split('/', 1)[0]}/{options.repository}")
-    probe, message = docker.probe(image, names)
+    job that finds the tag pushed meanwhile by another one takes theirs.
+    With --no-push: builds and keeps it, also when the registry is unusable."""
+    redact = (image, f"{reference_host(image)}/{options.repository}")
+    outcome, message = docker.probe(image, redact)
     broken = False  # the registry has the tag, but not all of its blobs
-    if probe is Probe.FOUND:
+    usable = True
+    if outcome is Outcome.FOUND:
         _log.info("Image found, pulling...")
-        try:
-            docker.step("pull", image, names=names)
-            return
-        except StepFailed as failure:
-            if failure.probe not in (Probe.LOST_BLOB, Probe.NOT_FOUND):
-                raise
-            _log.warning("The registry's copy is broken (%s); building it again.", failure)
-            broken = True
+        if pull_unless_broken(docker, image, redact):
+            return Got(Result.PULLED)
+        broken = True
     else:
-        raise_for_probe(probe, message, image, docker.retries + 1)
-        if probe is Probe.UNKNOWN:
-            _log.warning("Could not tell whether the registry has the image: %s", message)
-        _log.info("Image not found, building and pushing...")
+        usable = _building_instead(options, outcome, message, image, docker.retries + 1)
 
     cache_image = None
-    if options.layer_cache is not None:
-        cache_image = image.rsplit(":", 1)[0] + ":" + options.layer_cache
+    if options.layer_cache is not None and usable:
+        cache_image = f"{without_tag(image)}:{options.layer_cache}"
         pull_layer_cache(docker, cache_image)
     build_image(docker, options, image, cache_image)
+    if options.no_push:
+        reason = "--no-push" if usable else "--no-push, and the registry could not be used"
+        _log.info("Not pushing the image (%s).", reason)
+        return Got(Result.BUILT, f"not pushed: {reason}")
 
-    if not broken and docker.probe(image, names)[0] is Probe.FOUND:
+    if not broken and docker.probe(image, redact)[0] is Outcome.FOUND:
         _log.info("Another job pushed the image meanwhile: pulling it instead of pushing.")
-        docker.step("pull", image, names=names)
-        return
-    if push_unless_pushed(docker, image, names, recheck=not broken):
-        return
+        docker.pull(image, redact)
+        return Got(Result.TAKEN)
+    if push_unless_pushed(docker, image, redact, recheck=not broken):
+        return Got(Result.TAKEN)
     if cache_image is not None:
         push_layer_cache(docker, image, cache_image)
+    return Got(Result.PUSHED)
 
 
-def push_unless_pushed(docker: Docker, image: str, names: Sequence[str], *, recheck: bool) -> bool:
+def pull_unless_broken(docker: Docker, image: str, redact: Sequence[str]) -> bool:
+    """Pulls an image the registry has; False if its copy is broken (a lost
+    blob or manifest), which a build then replaces."""
+    try:
+        docker.pull(image, redact)
+    except StepFailed as failure:
+        if failure.outcome not in (Outcome.LOST_BLOB, Outcome.NOT_FOUND):
+            raise
+        _log.warning("The registry's copy is broken (%s); building it again.", failure)
+        return False
+    return True
+
+
+def _building_instead(
+    options: Options, outcome: Outcome, message: str, image: str, tries: int
+) -> bool:
+    """After a probe that found nothing: stops if the registry cannot be used
+    (but for --no-push, which builds anyway); whether it can be."""
+    problem = unusable_registry(outcome, message, image, tries)
+    if problem is not None and not options.no_push:
+        raise DockerError(problem)
+    if problem is not None:
+        _log.warning("%s; building locally (--no-push).", problem)
+    elif outcome is Outcome.UNKNOWN:
+        _log.warning("Could not tell whether the registry has the image: %s", message)
+    if options.no_push:
+        _log.info("Image not found, building (not pushing: --no-push)...")
+    else:
+        _log.info("Image not found, building and pushing...")
+    return problem is None
+
+
+def push_unless_pushed(docker: Docker, image: str, redact: Sequence[str], *, recheck: bool) -> bool:
     """Pushes `image`, retrying transient failures; but after any failed try
     (with `recheck`) asks the registry first, and if another job has pushed
     the tag meanwhile, pulls theirs instead. Returns whether it did that."""
 
     def attempt() -> bool:
         try:
-            docker.step_once("push", image, names=names)
+            docker.registry_step("push", image, redact=redact)
         except StepFailed as failure:
-            if recheck and docker.probe(image, names)[0] is Probe.FOUND:
-                _log.info("The push failed, but another job has pushed the image: pulling it.")
-                docker.step("pull", image, names=names)
+            if recheck and docker.found_now(image, redact):
                 return True
-            if failure.probe is Probe.LOST_BLOB or "digest invalid" in str(failure).lower():
-                # Jobs pushing the same layers at once: the registry can answer
-                # "blob unknown" for a layer a sibling is committing; a moment
-                # later it has it.
-                raise StepFailed(str(failure), Probe.TRANSIENT) from None
+            if failure.outcome is Outcome.LOST_BLOB:
+                # A layer a sibling is still pushing: a moment later it is there.
+                raise StepFailed(str(failure), Outcome.TRANSIENT) from None
             raise
         return False
 
-    return docker.retrying(attempt, "docker push")
+    taken = docker.retrying(attempt, "docker push")
+    if taken:
+        _log.info("The push failed, but another job has pushed the image: pulling it.")
+        docker.pull(image, redact)
+    return taken
 
 
-def get_local_image(docker: Docker, options: Options, image: str) -> None:
+def get_local_image(docker: Docker, options: Options, image: str, present: bool) -> Got:
     """Reuses `image` if the engine has it, else builds it; no registry."""
-    if docker.local_image_exists(image):
+    if present:
         _log.info("Image found locally, reusing it.")
-        return
+        return Got(Result.REUSED)
     _log.info("Image not found locally, building...")
     build_image(docker, options, image, None)
+    return Got(Result.BUILT)
 
 
-def get_image(options: Options) -> None:
+def get_image(docker: Docker, options: Options, image: str) -> Got:
+    """Gets `image` as the options say, from the image cache directory first."""
+    cache = None
+    present: bool | None = None
+    if options.image_cache_dir is not None:
+        cache = ImageCache(options.image_cache_dir, options.repository, image)
+        present = docker.local_image_exists(image)
+        if not present and cache.load(docker, image):
+            return Got(Result.LOADED, f"from {options.image_cache_dir}")
+    if options.registry is None:
+        if present is None:
+            present = docker.local_image_exists(image)
+        got = get_local_image(docker, options, image, present)
+    else:
+        got = get_registry_image(docker, options, image)
+    if cache is not None:
+        cache.save(docker, image)
+    return got
+
+
+_CLOSING_LINES = {
+    Result.PULLED: "Pulled {image}",
+    Result.BUILT: "Built {image}",
+    Result.PUSHED: "Built and pushed {image}",
+    Result.REUSED: "Reused {image}, which the engine had,",
+    Result.LOADED: "Loaded {image}",
+    Result.TAKEN: "Took {image} from another job",
+}
+
+
+def closing_line(image: str, got: Got, seconds: float) -> str:
+    """What the run did, and how long it took: the last line of its log."""
+    line = _CLOSING_LINES[got.result].format(image=image)
+    note = f" ({got.note})" if got.note else ""
+    return f"{line} in {seconds:.1f} s{note}."
+
+
+def write_outputs(path: str, outputs: Mapping[str, str]) -> None:
+    """Appends KEY=VALUE lines: GitHub's $GITHUB_OUTPUT, a GitLab dotenv file."""
+    text = "".join(f"{key}={value}\n" for key, value in outputs.items())
+    try:
+        with open(path, "a", encoding="utf-8") as file:
+            file.write(text)
+    except OSError as error:
+        raise ToolError(f"cannot write --output-file {path!r}: {error.strerror or error}") from None
+
+
+# --- The image cache directory --------------------------------------------
+
+
+class ImageCache:
+    """--image-cache-dir: a directory that a CI system saves and restores,
+    holding one `docker save` archive per repository, named after the
+    repository and the tag (`team+app@image_content_digest_<hex>.tar`).
+
+    Archives are written under a temporary name and renamed, so that a
+    cancelled run never leaves a half archive that a later run would load.
+    """
+
+    def __init__(self, directory: str, repository: str, image: str) -> None:
+        self.directory = directory
+        # '+' and '@' are in no repository name: the prefix is the repository's alone.
+        self.prefix = repository.replace("/", "+") + "@"
+        self.name = self.prefix + image.rsplit(":", 1)[1] + ".tar"
+        self.path = os.path.join(directory, self.name)
+
+    def load(self, docker: Docker, image: str) -> bool:
+        """Loads the archive for `image` if the directory has it; whether the
+        engine then has the image. A bad archive is a warning, and removed."""
+        try:
+            size = os.stat(self.path).st_size
+        except FileNotFoundError:
+            _log.info("The image cache %s has no %s.", _show(self.directory), self.name)
+            return False
+        except OSError as error:
+            _log.warning("Cannot use the image cache: %s", _input_error(error, self.path, "file"))
+            return False
+        _log.info("Loading the image from %s (%s)...", _show(self.path), _size(size))
+        start = time.monotonic()
+        try:
+            docker.step("load", "--input", self.path, title=f"docker load {self.name}")
+        except StepFailed as failure:
+            return self._discard(f"{failure}")
+        if not docker.local_image_exists(image):
+            return self._discard(f"it does not hold {image}")
+        seconds = time.monotonic() - start
+        _log.info(
+            "Loaded %s in %.1f s (%s/s).", _size(size), seconds, _size(size / max(seconds, 1e-3))
+        )
+        return True
+
+    def _discard(self, why: str) -> bool:
+        _log.warning("Cannot load %s: %s; removing it, and getting the image.", self.name, why)
+        try:
+            os.remove(self.path)
+        except OSError as error:
+            _log.warning("Cannot remove %s: %s", _show(self.path), error.strerror or error)
+        return False
+
+    def save(self, docker: Docker, image: str) -> None:
+        """Saves `image` into the directory unless it is there already, then
+        removes the repository's older archives. A failure is a warning: the
+        image itself is there."""
+        if os.path.exists(self.path):
+            return
+        partial = f"{self.path}.{os.getpid()}.partial"
+        start = time.monotonic()
+        try:
+            os.makedirs(self.directory, exist_ok=True)
+            docker.step("save", "--output", partial, image)
+            os.replace(partial, self.path)
+        except (OSError, StepFailed) as error:
+            _log.warning("Could not save the image into the image cache: %s", error)
+            return
+        finally:
+            if os.path.exists(partial):
+                os.remove(partial)
+        size = os.stat(self.path).st_size
+        _log.info(
+            "Saved the image into %s (%s) in %.1f s.",
+            _show(self.path),
+            _size(size),
+            time.monotonic() - start,
+        )
+        self._remove_older()
+
+    def _remove_older(self) -> None:
+        """Removes the repository's other archives, and partial ones that
+        cancelled runs left: the cache holds one image per repository."""
+        for name in os.listdir(self.directory):
+            if name.startswith(self.prefix) and name != self.name:
+                try:
+                    os.remove(os.path.join(self.directory, name))
+                except OSError as error:
+                    _log.warning("Cannot remove %s: %s", name, error.strerror or error)
+                else:
+                    _log.info("Removed %s from the image cache.", name)
+
+
+# --- main -----------------------------------------------------------------
+
+
+def run_action(options: Options) -> None:
     """Does what the command line asks, raising on failure."""
-    options.split_build_args()  # a usage error before anything runs
+    start = time.monotonic()
     docker = Docker(options)
-    if options.hash_base_images or options.output is None:
+    if options.action is Action.GET_IMAGE:
         docker.check()  # before hashing, which can take a while
-    if options.output == "explain":
-        _print(f"image  {image_for(options, lambda item: _print(explain_line(item)), docker)}")
-    elif options.output == "explain-json":
-        image = image_for(options, lambda item: _print(explain_json(item)), docker)
-        _print(json.dumps({"image": image}))
-    elif options.output == "name":
-        _print(image_for(options, None, docker))
+    if options.action is Action.EXPLAIN or options.action is Action.EXPLAIN_JSON:
+        kind = TextExplainer if options.action is Action.EXPLAIN else JsonExplainer
+        explainer = kind(_print)
+        image = image_for(options, explainer, docker)
+        explainer.image(image)
     else:
         image = image_for(options, None, docker)
+    if options.action is Action.PRINT_NAME:
+        _print(image)
+    outputs = {"image": image, "tag": image.rsplit(":", 1)[1]}
+    if options.action is Action.GET_IMAGE:
         _log.info("Image: %s", image)
-        if options.registry is None:
-            get_local_image(docker, options, image)
-        else:
-            get_registry_image(docker, options, image)
+        got = get_image(docker, options, image)
         # Tag so that the image can be referred to by repository name.
         docker.step("tag", image, options.repository)
+        seconds = time.monotonic() - start
+        outputs.update(result=got.result.value, seconds=f"{seconds:.1f}")
+        _log.info("%s", closing_line(image, got, seconds))
+    if options.output_file is not None:
+        write_outputs(options.output_file, outputs)
     _flush_stdout()
 
 
@@ -1695,19 +2481,39 @@ def _discard_stdout() -> None:
     os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
 
-# --- main -----------------------------------------------------------------
-
-
 def _raise_terminated(signum: int, frame: FrameType | None) -> None:
     raise Terminated
 
 
+def _parse_or_exit(argv: Sequence[str] | None) -> Options:
+    """parse_options; and for --help and --version, what they printed must
+    reach stdout (a full one is an error, as everywhere)."""
+    try:
+        return parse_options(argv)
+    except SystemExit as exit_:
+        if exit_.code not in (0, None):
+            raise
+        failure = None
+        try:
+            _flush_stdout()
+        except ToolError as error:
+            failure = error
+        if failure is None:
+            raise
+        get_logger(LOGGER_NAME).error("%s", failure)
+        raise SystemExit(EXIT_FAILURE) from None
+    except OSError as error:  # argparse's own write failed
+        _discard_stdout()
+        get_logger(LOGGER_NAME).error("cannot write to stdout: %s", error.strerror or error)
+        raise SystemExit(EXIT_FAILURE) from None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    options = parse_options(argv)
+    options = _parse_or_exit(argv)
     log = get_logger(LOGGER_NAME)
     previous_sigterm = signal.signal(signal.SIGTERM, _raise_terminated)
     try:
-        get_image(options)
+        run_action(options)
     except ToolError as error:
         log.error("%s", error)
         return error.exit_status

@@ -26,6 +26,8 @@ SCRIPT = os.path.join(REPO_DIR, "get_docker_image.py")
 # Log records start with a timestamp; tests compare what follows it.
 TIMESTAMP_PATTERN = r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}"
 LOG_TIMESTAMP = re.compile(rf"^{TIMESTAMP_PATTERN} ")
+# How long a run took, in its closing line: "... in 3.2 s." or "... in 3.2 s (note)."
+RUN_SECONDS = re.compile(r" in \d+\.\d s(?=\.$| \()")
 
 
 @dataclass(frozen=True)
@@ -36,8 +38,12 @@ class Result:
     child_output: str = ""
 
     def log_messages(self) -> list[str]:
-        """stderr's lines without their timestamps."""
-        return [LOG_TIMESTAMP.sub("", line) for line in self.stderr.splitlines()]
+        """stderr's lines without their timestamps, and with the closing
+        line's seconds as "N" ("Pulled IMAGE in N s.")."""
+        return [
+            RUN_SECONDS.sub(" in N s", LOG_TIMESTAMP.sub("", line))
+            for line in self.stderr.splitlines()
+        ]
 
 
 def run_main(argv: Sequence[str]) -> Result:
@@ -103,6 +109,8 @@ class ScratchDirTestCase(unittest.TestCase):
             if name.startswith("FAKE_DOCKER_") and name != "FAKE_DOCKER_LOG":
                 self.set_env(**{name: None})
         self.set_env(DOCKER_CLI_EXPERIMENTAL=None)
+        # Tags that hash the target platform must not depend on this engine's.
+        self.set_env(DOCKER_DEFAULT_PLATFORM="linux/amd64")
         # The recording docker's `env python3` finds this interpreter itself,
         # not a version manager's shim (which costs a process start per call).
         path = os.environ.get("PATH", "")

@@ -137,6 +137,7 @@ class RegistryFlowTest(CliTestCase):
                 running,
                 f"{docker} tag {self.image} team/app",
                 completed.format(0),
+                f"get_docker_image [INFO] - Built and pushed {self.image} in N s.",
             ],
         )
 
@@ -153,6 +154,9 @@ class RegistryFlowTest(CliTestCase):
             ],
         )
         self.assertIn("get_docker_image [INFO] - Image found, pulling...", result.log_messages())
+        self.assertEqual(
+            result.log_messages()[-1], f"get_docker_image [INFO] - Pulled {self.image} in N s."
+        )
 
     def test_a_failed_step_stops_the_run(self) -> None:
         probe = ["manifest", "inspect", "--insecure", self.image]
@@ -210,10 +214,10 @@ class RegistryFlowTest(CliTestCase):
         ]
         # (docker's message, exit status, calls, expected fragment of the last log line)
         table: list[tuple[str, int, list[list[str]], str]] = [
-            (NO_SUCH_MANIFEST, 0, build_push_tag, "Subprocess completed"),
-            ("manifest unknown: manifest unknown", 0, build_push_tag, "Subprocess completed"),
-            ("something new went wrong", 0, build_push_tag, "Subprocess completed"),
-            ("", 0, build_push_tag, "Subprocess completed"),
+            (NO_SUCH_MANIFEST, 0, build_push_tag, "Built and pushed"),
+            ("manifest unknown: manifest unknown", 0, build_push_tag, "Built and pushed"),
+            ("something new went wrong", 0, build_push_tag, "Built and pushed"),
+            ("", 0, build_push_tag, "Built and pushed"),
             (CONNECTION_REFUSED, 1, [probe], "cannot reach registry myreg.azurecr.io: "),
             (NO_SUCH_HOST, 1, [probe], "no such host (is the registry up and reachable?)"),
             (TLS_TIMEOUT, 1, [probe] * 4, "TLS handshake timeout (tried 4 times)"),

@@ -11,9 +11,13 @@ from typing import Any
 from unittest import mock
 
 import get_docker_image
-from get_docker_image import compute_tag, stream_header
+from get_docker_image import HashMode, Platform, compute_tag, stream_header
 from tests.fixtures import CTX, DOCKERFILE, Dir, Fifo, File, Link, build_tree
 from tests.helpers import ScratchDirTestCase, run_main
+
+
+# The target platform of every test here: ScratchDirTestCase sets DOCKER_DEFAULT_PLATFORM.
+AMD64 = Platform("linux", "amd64", "")
 
 
 def sha(data: bytes) -> str:
@@ -30,7 +34,7 @@ class DockerModeTestCase(ScratchDirTestCase):
         return [json.loads(line) for line in result.stdout.splitlines()]
 
     def tag(self, context: str = "ctx", dockerfile: str = "Dockerfile") -> str:
-        return compute_tag("", dockerfile, context, hash_mode="docker")
+        return compute_tag("", dockerfile, context, hash_mode=HashMode.DOCKER, platforms=[AMD64])
 
 
 class DockerModeTest(DockerModeTestCase):
@@ -61,6 +65,7 @@ class DockerModeTest(DockerModeTestCase):
         self.assertEqual(
             self.explain(),
             [
+                {"kind": "platform", "platform": "linux/amd64"},
                 {"kind": "args", "text": ""},
                 {
                     "kind": "dockerfile",
@@ -140,9 +145,9 @@ class DockerModeTest(DockerModeTestCase):
         self.write("ctx/Dockerfile", b"FROM scratch\n")
         self.write("ctx/.dockerignore", b"Dockerfile\n.dockerignore\n")
         entries = self.explain("--dockerfile", "ctx/Dockerfile")
-        self.assertEqual(entries[1]["kind"], "dockerfile")
-        self.assertNotIn("Dockerfile", [entry.get("path") for entry in entries[2:]])
-        self.assertNotIn(".dockerignore", [entry.get("path") for entry in entries[2:]])
+        self.assertEqual(entries[2]["kind"], "dockerfile")
+        self.assertNotIn("Dockerfile", [entry.get("path") for entry in entries[3:]])
+        self.assertNotIn(".dockerignore", [entry.get("path") for entry in entries[3:]])
 
     def test_an_exception_inside_an_excluded_directory(self) -> None:
         self.write("ctx/.dockerignore", b"docs\n!docs/index.md\n")
@@ -160,13 +165,16 @@ class DockerModeTest(DockerModeTestCase):
 
 class TagSeparationTest(DockerModeTestCase):
     def test_non_default_tags_start_with_a_header_no_original_stream_has(self) -> None:
-        self.assertEqual(stream_header("original", False), b"")
+        original, docker = HashMode.ORIGINAL, HashMode.DOCKER
+        self.assertEqual(stream_header(original, False, False), b"")
         headers = {
-            stream_header("docker", False),
-            stream_header("original", True),
-            stream_header("docker", True),
+            stream_header(docker, False, True),
+            stream_header(original, True, False),
+            stream_header(docker, True, True),
+            stream_header(original, False, True),
+            stream_header(original, True, True),
         }
-        self.assertEqual(len(headers), 3)
+        self.assertEqual(len(headers), 5)
         for header in headers:
             self.assertTrue(header.startswith(b"\0"))
 
@@ -190,7 +198,7 @@ class LinkHeavyTreeTest(DockerModeTestCase):
         started = time.monotonic()
         entries = self.explain()
         self.assertLess(time.monotonic() - started, 5)
-        self.assertEqual(len(entries), 2 + 1 + 25 * 3 + 1)
+        self.assertEqual(len(entries), 3 + 1 + 25 * 3 + 1)
 
 
 class ProgressTest(ScratchDirTestCase):
@@ -243,15 +251,24 @@ class ExplainTest(ScratchDirTestCase):
         build_tree(
             self.root, [DOCKERFILE, CTX, *(File(f"ctx/f{size}", data[size]) for size in sizes)]
         )
-        for form in ("text", "json"):
-            with self.subTest(form):
-                result = run_main(["--context", "ctx", "--repository", "r", "--explain", form])
-                self.assertEqual(result.status, 0, result.stderr)
-                for size in sizes:
-                    self.assertIn(str(size), result.stdout)
-                    self.assertIn(sha(data[size]), result.stdout)
-                name = run_main(["--context", "ctx", "--repository", "r", "--print-image-name"])
-                self.assertIn(name.stdout.strip(), result.stdout.splitlines()[-1])
+        argv = ["--context", "ctx", "--repository", "r"]
+        name = run_main([*argv, "--print-image-name"]).stdout.strip()
+        text = run_main([*argv, "--explain"])
+        self.assertEqual(text.status, 0, text.stderr)
+        lines = {line.rsplit("  ", 1)[-1]: line.split() for line in text.stdout.splitlines()}
+        entries = run_main([*argv, "--explain", "json"])
+        self.assertEqual(entries.status, 0, entries.stderr)
+        by_path = {
+            entry.get("path"): entry for entry in map(json.loads, entries.stdout.split("\n")[:-1])
+        }
+        for size in sizes:
+            with self.subTest(size=size):
+                # kind, mode, (decimal mode), size, sha256, path
+                self.assertEqual(lines[f"ctx/f{size}"][3:5], [str(size), sha(data[size])])
+                self.assertEqual(by_path[f"ctx/f{size}"]["size"], size)
+                self.assertEqual(by_path[f"ctx/f{size}"]["sha256"], sha(data[size]))
+        self.assertEqual(text.stdout.splitlines()[-1], f"image  {name}")
+        self.assertEqual(by_path[None], {"image": name})
 
     def test_json_and_text_forms_list_the_same_inputs(self) -> None:
         build_tree(self.root, [DOCKERFILE, CTX, File("ctx/a", b"a", 0o600), Link("ctx/l", "a")])
@@ -260,6 +277,6 @@ class ExplainTest(ScratchDirTestCase):
         entries = [json.loads(line) for line in run_main([*base, "json"]).stdout.splitlines()]
         self.assertEqual(len(text), len(entries))
         self.assertEqual(entries[0], {"kind": "args", "text": ""})
-        self.assertEqual(entries[1]["kind"], "file")  # as the original hashes it: a file
+        self.assertEqual(entries[1]["kind"], "dockerfile")
         self.assertEqual(entries[2], {"kind": "dir", "path": "ctx", "mode": 0o40755})
         self.assertEqual(text[-1], f"image  {entries[-1]['image']}")

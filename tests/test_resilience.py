@@ -10,7 +10,7 @@ import sys
 import time
 from typing import Any
 
-from get_docker_image import Probe, classify_error
+from get_docker_image import Outcome, classify_error
 from tests.helpers import SCRIPT, run_main
 from tests.test_cli import NO_SUCH_MANIFEST, CliTestCase
 
@@ -246,7 +246,7 @@ class NameTest(CliTestCase):
             image = f"myreg.azurecr.io/{repository}:tag"
             with self.subTest(repository):
                 message = f"something odd happened to {image}"
-                self.assertIs(classify_error(message, image), Probe.UNKNOWN)
+                self.assertIs(classify_error(message, image), Outcome.UNKNOWN)
                 self.assertIs(classify_error(message), classify_error(message))
 
 
