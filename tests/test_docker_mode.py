@@ -15,7 +15,6 @@ from get_docker_image import HashMode, Platform, compute_tag, stream_header
 from tests.fixtures import CTX, DOCKERFILE, Dir, Fifo, File, Link, build_tree
 from tests.helpers import ScratchDirTestCase, run_main
 
-
 # The target platform of every test here: ScratchDirTestCase sets DOCKER_DEFAULT_PLATFORM.
 AMD64 = Platform("linux", "amd64", "")
 
