@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import enum
+import errno
 import hashlib
 import importlib
 import json
@@ -36,7 +37,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from types import FrameType
-from typing import TYPE_CHECKING, Any, NamedTuple, NoReturn, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, NamedTuple, NoReturn, Protocol, TypeVar
 
 if TYPE_CHECKING or not __package__:  # copied into a project, beside its helpers
     from logger import get_logger
@@ -46,6 +47,8 @@ else:  # installed, as the package get_docker_image_tool
     from .util import SilenceTimeout, run
 
 if TYPE_CHECKING:
+    from _typeshed import SupportsWrite
+
     import dockerignore
 
 __version__ = "0.3.0"
@@ -193,7 +196,19 @@ exit status: 0 success, 1 failure, 2 usage error, 130 interrupted,
 
 
 class _ArgumentParser(argparse.ArgumentParser):
-    """argparse, with a hint where a build-args value was taken for an option."""
+    """argparse, with a hint where a build-args value was taken for an option,
+    and whose --help and --version fail on a full stdout (argparse ignores
+    a failed write)."""
+
+    def _print_message(self, message: str, file: SupportsWrite[str] | None = None) -> None:
+        if message:
+            stream = file or sys.stderr
+            if stream is None:  # started with it closed
+                raise OSError(errno.EBADF, "it is closed")
+            stream.write(message)
+            flush = getattr(stream, "flush", None)
+            if flush is not None:
+                flush()
 
     def error(self, message: str) -> NoReturn:
         if "expected one argument" in message and "build-args" in message:
@@ -1987,20 +2002,23 @@ class BaseImageDigest(NamedTuple):
 
 
 def resolve_base_images(
-    docker: Docker, options: Options, engine: Platform, targets: Sequence[Platform]
+    docker: Docker,
+    options: Options,
+    engine: Callable[[], Platform],
+    targets: Callable[[], Sequence[Platform]],
 ) -> list[BaseImageDigest]:
     """The Dockerfile's FROM images with their registry digests, in order,
-    for each target platform."""
+    for each target platform (the engine is asked once the Dockerfile is read)."""
     dockerfile_from = _optional_module("dockerfile_from", "--hash-base-images")
     data = read_regular_file(options.dockerfile, DOCKERFILE_MAX_BYTES, "Dockerfile")
     text = data.decode("utf-8", "surrogateescape")
     args = options.docker_build_args
     build_args = build_arg_values(args, os.environ)
     resolved: list[BaseImageDigest] = []
-    for target in targets:
+    for target in targets():
         try:
             images = dockerfile_from.base_images(
-                text, build_args, engine, target, target_stage=build_target(args)
+                text, build_args, engine(), target, target_stage=build_target(args)
             )
         except dockerfile_from.DockerfileError as error:
             raise InputError(f"{_show(options.dockerfile)}: {error}") from None
@@ -2090,18 +2108,13 @@ class Got(NamedTuple):
 
 def image_for(options: Options, observer: Observer | None, docker: Docker) -> str:
     """The full image name for the command line's inputs."""
-    base_images = platforms = None
     engine = _Lazy(docker.engine_platform)
-    if options.hash_platform:
-        requested = requested_platforms(options.docker_build_args, os.environ)
-        platforms = target_platforms(requested, engine.get)
+    requested = requested_platforms(options.docker_build_args, os.environ)
+    targets = _Lazy(lambda: target_platforms(requested, engine.get))
+    base_images = None
     if options.hash_base_images:
-        if platforms is None:
-            requested = requested_platforms(options.docker_build_args, os.environ)
-            targets = target_platforms(requested, engine.get)
-        else:
-            targets = platforms
-        base_images = resolve_base_images(docker, options, engine.get(), targets)
+        base_images = resolve_base_images(docker, options, engine.get, targets.get)
+    platforms = targets.get() if options.hash_platform else None
     tag = compute_tag(
         options.build_args_text,
         options.dockerfile,
@@ -2114,14 +2127,14 @@ def image_for(options: Options, observer: Observer | None, docker: Docker) -> st
     return image_name(options.registry, options.repository, tag)
 
 
-class _Lazy:
+class _Lazy(Generic[T]):
     """A value computed on first use, once (the engine's platform)."""
 
-    def __init__(self, compute: Callable[[], Platform]) -> None:
+    def __init__(self, compute: Callable[[], T]) -> None:
         self._compute = compute
-        self._value: Platform | None = None
+        self._value: T | None = None
 
-    def get(self) -> Platform:
+    def get(self) -> T:
         if self._value is None:
             self._value = self._compute()
         return self._value
@@ -2486,24 +2499,13 @@ def _raise_terminated(signum: int, frame: FrameType | None) -> None:
 
 
 def _parse_or_exit(argv: Sequence[str] | None) -> Options:
-    """parse_options; and for --help and --version, what they printed must
-    reach stdout (a full one is an error, as everywhere)."""
+    """parse_options; but what --help or --version could not write (a full
+    or closed stdout) is a one-line error, as everywhere."""
     try:
         return parse_options(argv)
-    except SystemExit as exit_:
-        if exit_.code not in (0, None):
-            raise
-        failure = None
-        try:
-            _flush_stdout()
-        except ToolError as error:
-            failure = error
-        if failure is None:
-            raise
-        get_logger(LOGGER_NAME).error("%s", failure)
-        raise SystemExit(EXIT_FAILURE) from None
-    except OSError as error:  # argparse's own write failed
-        _discard_stdout()
+    except OSError as error:
+        if sys.stdout is not None:
+            _discard_stdout()
         get_logger(LOGGER_NAME).error("cannot write to stdout: %s", error.strerror or error)
         raise SystemExit(EXIT_FAILURE) from None
 

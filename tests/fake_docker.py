@@ -10,6 +10,10 @@ Behaviour, from the environment:
 - FAKE_DOCKER_REGISTRY=DIR: a registry with state: `push IMAGE` makes
   `manifest inspect IMAGE` succeed from then on (FAKE_DOCKER_HAS_IMAGE
   still makes every image found).
+- FAKE_DOCKER_ENGINE=DIR: an engine with state: `build --tag IMAGE`, `pull IMAGE`,
+  `tag IMAGE NAME` and `load --input FILE` (of the names FILE holds, one a line) make
+  `image inspect` of those names succeed; `save --output FILE IMAGE` writes IMAGE into
+  FILE (refused when the engine lacks it); `rmi IMAGE` forgets it.
 - FAKE_DOCKER_FAIL=build,push: those commands print an error and exit 3.
 - FAKE_DOCKER_SCRIPT=FILE: a JSON object {command: [answer, ...]} whose
   answers are used, in order, by that command's calls (then the behaviour
@@ -30,6 +34,44 @@ import urllib.parse
 
 def registry_path(image: str) -> str:
     return os.path.join(os.environ["FAKE_DOCKER_REGISTRY"], urllib.parse.quote(image, safe=""))
+
+
+def engine_path(image: str) -> str:
+    return os.path.join(os.environ["FAKE_DOCKER_ENGINE"], urllib.parse.quote(image, safe=""))
+
+
+def run_engine(argv: list[str]) -> int | None:
+    """The FAKE_DOCKER_ENGINE behaviour of `argv`; None where it has none."""
+    command = argv[0]
+    made: list[str] = []
+    if command == "build":
+        made = [argv[argv.index("--tag") + 1]]
+    elif command in ("pull", "tag"):
+        made = [argv[-1]]
+    elif command == "load":
+        with open(argv[argv.index("--input") + 1], encoding="utf-8") as archive:
+            made = archive.read().split()
+        if not made:
+            print("Error processing tar file: unexpected EOF", file=sys.stderr)
+            return 1
+    elif command == "save":
+        if not os.path.exists(engine_path(argv[-1])):
+            print(
+                f"Error response from daemon: reference does not exist: {argv[-1]}", file=sys.stderr
+            )
+            return 1
+        with open(argv[argv.index("--output") + 1], "w", encoding="utf-8") as archive:
+            archive.write(argv[-1] + "\n")
+        return 0
+    elif command == "rmi":
+        os.remove(engine_path(argv[-1]))
+        return 0
+    elif argv[:2] == ["image", "inspect"]:
+        return 0 if os.path.exists(engine_path(argv[-1])) else 1
+    for image in made:
+        with open(engine_path(image), "w", encoding="utf-8"):
+            pass
+    return 0 if command == "load" else None
 
 
 def scripted_answer(command: str) -> dict[str, object] | None:
@@ -82,6 +124,10 @@ def main() -> int:
     if command in os.environ.get("FAKE_DOCKER_FAIL", "").split(","):
         print(f"fake docker: {command} failed", file=sys.stderr)
         return 3
+    if os.environ.get("FAKE_DOCKER_ENGINE") and command:
+        engine_status = run_engine(argv)
+        if engine_status is not None:
+            return engine_status
     registry = os.environ.get("FAKE_DOCKER_REGISTRY")
     if command == "push" and registry:
         with open(registry_path(argv[-1]), "w", encoding="utf-8"):

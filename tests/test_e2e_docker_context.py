@@ -113,7 +113,7 @@ def hashed_entries(context: str, dockerfile: str) -> dict[str, Entry]:
         raise AssertionError(f"no image line last: {completed.stdout}")
     entries: dict[str, Entry] = {}
     for item in items[:-1]:
-        if item["kind"] in ("args", "dockerfile", "base"):
+        if item["kind"] in ("platform", "args", "dockerfile", "base"):
             continue
         path: str = item["path"]
         if path in entries:

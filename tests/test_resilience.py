@@ -32,6 +32,10 @@ class ResilienceTestCase(CliTestCase):
         self.push, self.pull = ["push", self.image], ["pull", self.image]
         self.tag_argv = ["tag", self.image, "team/app"]
 
+    def empty_registry(self) -> None:
+        for name in os.listdir(self.registry_dir):
+            os.remove(os.path.join(self.registry_dir, name))
+
     def script(self, **answers: list[dict[str, Any]]) -> None:
         """Scripted answers of the recording docker, by command."""
         path = os.path.join(self.root, "script.json")
