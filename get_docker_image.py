@@ -2393,18 +2393,19 @@ class ImageCache:
         image itself is there."""
         if os.path.exists(self.path):
             return
-        partial = f"{self.path}.{os.getpid()}.partial"
+        # docker save writes a temporary file of its own beside its output:
+        # both stay in a directory of ours until the archive is whole.
+        partial = os.path.join(self.directory, f".{self.name}.{os.getpid()}.partial")
         start = time.monotonic()
         try:
-            os.makedirs(self.directory, exist_ok=True)
-            docker.step("save", "--output", partial, image)
-            os.replace(partial, self.path)
+            os.makedirs(partial)
+            docker.step("save", "--output", os.path.join(partial, self.name), image)
+            os.replace(os.path.join(partial, self.name), self.path)
         except (OSError, StepFailed) as error:
             _log.warning("Could not save the image into the image cache: %s", error)
             return
         finally:
-            if os.path.exists(partial):
-                os.remove(partial)
+            shutil.rmtree(partial, ignore_errors=True)
         size = os.stat(self.path).st_size
         _log.info(
             "Saved the image into %s (%s) in %.1f s.",
@@ -2418,9 +2419,12 @@ class ImageCache:
         """Removes the repository's other archives, and partial ones that
         cancelled runs left: the cache holds one image per repository."""
         for name in os.listdir(self.directory):
-            if name.startswith(self.prefix) and name != self.name:
+            path = os.path.join(self.directory, name)
+            if name.startswith("." + self.prefix) and name.endswith(".partial"):
+                shutil.rmtree(path, ignore_errors=True)
+            elif name.startswith(self.prefix) and name != self.name:
                 try:
-                    os.remove(os.path.join(self.directory, name))
+                    os.remove(path)
                 except OSError as error:
                     _log.warning("Cannot remove %s: %s", name, error.strerror or error)
                 else:

@@ -174,15 +174,22 @@ class LocalRegistry(ClosedOnExit):
     """A `docker-registry serve` process on 127.0.0.1, storage in a temporary directory.
 
     htpasswd: a file for basic auth; delete: whether the API may delete manifests;
-    read_only: the storage's maintenance mode (pulls work, pushes are refused).
+    read_only: the storage's maintenance mode (pulls work, pushes are refused);
+    storage: another registry's storage to serve (left in place at stop).
     """
 
     def __init__(
-        self, htpasswd: str | None = None, *, delete: bool = True, read_only: bool = False
+        self,
+        htpasswd: str | None = None,
+        *,
+        delete: bool = True,
+        read_only: bool = False,
+        storage: str | None = None,
     ) -> None:
         self.port = free_port()
         self.address = f"127.0.0.1:{self.port}"
-        self._storage = tempfile.mkdtemp(prefix="gdi-registry-")
+        self._own_storage = storage is None
+        self._storage = storage or tempfile.mkdtemp(prefix="gdi-registry-")
         env = dict(
             os.environ,
             REGISTRY_HTTP_ADDR=self.address,
@@ -227,7 +234,8 @@ class LocalRegistry(ClosedOnExit):
             self._process.terminate()
             self._process.wait(timeout=30)
         self._log.close()
-        shutil.rmtree(self._storage, ignore_errors=True)
+        if self._own_storage:
+            shutil.rmtree(self._storage, ignore_errors=True)
 
     close = stop
 

@@ -143,6 +143,11 @@ class ImageCacheTest(ResilienceTestCase):
         for name in ("team+app@image_content_digest_old.tar", "other@image_content_digest_x.tar"):
             with open(os.path.join(self.cache, name), "w", encoding="utf-8") as file:
                 file.write("x\n")
+        # What a killed run left: its partial directory, with docker's own temporary file.
+        stale = os.path.join(self.cache, ".team+app@image_content_digest_old.tar.1.partial")
+        os.mkdir(stale)
+        with open(os.path.join(stale, ".docker_temp_123"), "w", encoding="utf-8") as file:
+            file.write("half")
         result = self.run_local()
         self.assertEqual(result.status, 0, result.stderr)
         self.assertEqual(
@@ -203,8 +208,10 @@ class ImageCacheTest(ResilienceTestCase):
         self.assertEqual(result.status, 2)
         self.assertIn("--image-cache-dir needs local-only mode or --no-push", result.stderr)
 
-    def partial(self, archive: str | None = None) -> str:
-        return f"{archive or self.archive}.{os.getpid()}.partial"
+    def partial(self) -> str:
+        """Where docker save writes: in a directory of the tool's, until whole."""
+        name = os.path.basename(self.archive)
+        return os.path.join(self.cache, f".{name}.{os.getpid()}.partial", name)
 
     def registry_archive(self) -> str:
         return os.path.join(self.cache, f"team+app@{self.tag}.tar")
