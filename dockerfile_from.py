@@ -28,17 +28,10 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import NamedTuple
 
-__all__ = [
-    "BaseImage",
-    "DockerfileError",
-    "base_images",
-    "build_arg_values",
-    "build_platform",
-    "build_target",
-]
+__all__ = ["BaseImage", "DockerfileError", "base_images"]
 
 
 class DockerfileError(ValueError):
@@ -49,66 +42,11 @@ class BaseImage(NamedTuple):
     """An image the build pulls."""
 
     name: str  # as docker will pull it, after expansion ("ubuntu:22.04")
-    platform: str | None  # FROM --platform, else the build's --platform, else None (the engine's)
+    # The FROM's own --platform after expansion; the build platform for the
+    # frontend (`# syntax=`), which runs on the builder; None: the target's.
+    platform: str | None
     line: int  # 1-based line of the instruction; 0 for BUILDKIT_SYNTAX from the build args
-    kind: str  # "from" or "syntax"
     pinned: bool  # name contains "@sha256:"
-
-
-# --- The docker build command line -----------------------------------------
-
-
-def _option_values(argv: Sequence[str], option: str) -> list[str]:
-    """The values of `--option VALUE` and `--option=VALUE`, in order."""
-    values: list[str] = []
-    i = 0
-    while i < len(argv):
-        arg = argv[i]
-        if arg == option:
-            if i + 1 < len(argv):
-                values.append(argv[i + 1])
-            i += 2
-            continue
-        if arg.startswith(option + "="):
-            values.append(arg[len(option) + 1 :])
-        i += 1
-    return values
-
-
-def build_arg_values(build_args: Sequence[str], environ: Mapping[str, str]) -> dict[str, str]:
-    """The --build-arg values of the split docker build args; later ones win.
-
-    `--build-arg NAME` alone takes NAME from the environment and, when it is
-    not there, sets nothing (the docker CLI sends it without a value).
-    """
-    values: dict[str, str] = {}
-    for item in _option_values(build_args, "--build-arg"):
-        name, eq, value = item.partition("=")
-        if not name:
-            continue  # docker refuses it
-        if eq:
-            values[name] = value
-        elif name in environ:
-            values[name] = environ[name]
-    return values
-
-
-def build_platform(
-    build_args: Sequence[str], environ: Mapping[str, str] | None = None
-) -> str | None:
-    """The build's --platform (the last one wins), else DOCKER_DEFAULT_PLATFORM."""
-    values = _option_values(build_args, "--platform")
-    if values:
-        return values[-1] or None
-    if environ is not None:
-        return environ.get("DOCKER_DEFAULT_PLATFORM") or None
-    return None
-
-
-def build_target(build_args: Sequence[str]) -> str | None:
-    """The build's --target stage (the last one wins), if any."""
-    values = _option_values(build_args, "--target")
-    return values[-1] if values and values[-1] else None
 
 
 # --- Parser directives -----------------------------------------------------
@@ -430,7 +368,6 @@ def _arg_words(text: str, escape: str) -> list[str]:  # noqa: PLR0912 (a lexer)
 # --- Variable expansion ----------------------------------------------------
 
 _SPECIAL_PARAMS = frozenset("@*#?-$!0")
-_PATTERN_SPECIAL = frozenset("[]{}.+()|^$")
 
 
 class _Expander:
@@ -648,60 +585,7 @@ def _expand(text: str, env: Mapping[str, str], escape: str, line: int) -> str:
         raise DockerfileError(f"line {line}: {e} in {text!r}") from None
 
 
-# --- Platforms -------------------------------------------------------------
-
-_KNOWN_OS = frozenset(
-    {"aix", "android", "darwin", "dragonfly", "freebsd", "hurd", "illumos", "ios", "js"}
-    | {"linux", "nacl", "netbsd", "openbsd", "plan9", "solaris", "wasip1", "windows", "zos"}
-)
-
-
-def _normalize_arch(arch: str, variant: str) -> tuple[str, str]:
-    """containerd's normalizeArch: aliases to GOARCH, default arm variant."""
-    arch, variant = arch.lower(), variant.lower()
-    if arch == "i386":
-        return "386", ""
-    if arch in ("x86_64", "x86-64", "amd64"):
-        return "amd64", "" if variant == "v1" else variant
-    if arch in ("aarch64", "arm64"):
-        if variant in ("8", "v8", "v8.0"):
-            variant = ""
-        elif variant in ("9", "9.0", "v9.0"):
-            variant = "v9"
-        return "arm64", variant
-    if arch == "armhf":
-        return "arm", "v7"
-    if arch == "armel":
-        return "arm", "v6"
-    if arch == "arm":
-        if variant in ("", "7"):
-            variant = "v7"
-        elif variant in ("5", "6", "8"):
-            variant = "v" + variant
-    return arch, variant
-
-
-def _parse_platform(spec: str, default: tuple[str, str, str]) -> tuple[str, str, str]:
-    """(os, arch, variant) of `os[/arch[/variant]]` or `arch`, normalized."""
-    parts = spec.strip().split("/")
-    if len(parts) == 1:
-        os_name = parts[0].lower()
-        if os_name == "macos":
-            os_name = "darwin"
-        if os_name in _KNOWN_OS:
-            return os_name, default[1], default[2]
-        return (default[0], *_normalize_arch(parts[0], ""))
-    os_name = parts[0].lower()
-    if os_name == "macos":
-        os_name = "darwin"
-    return (os_name, *_normalize_arch(parts[1], parts[2] if len(parts) > 2 else ""))
-
-
-def normalize_platform(spec: str) -> tuple[str, str, str]:
-    """(os, architecture, variant) as docker compares platforms: lower case,
-    aliases (x86_64 -> amd64, aarch64 and arm64/v8 -> arm64, arm -> arm/v7),
-    an architecture alone meaning linux/<arch>, the first of a list."""
-    return _parse_platform(spec.partition(",")[0], ("linux", "", ""))
+# --- Automatic platform args -----------------------------------------------
 
 
 def _format_platform(platform: tuple[str, str, str]) -> str:
@@ -709,16 +593,12 @@ def _format_platform(platform: tuple[str, str, str]) -> str:
 
 
 def _automatic_args(
-    engine_platform: str,
-    platform: str | None,
+    build: tuple[str, str, str],
+    target: tuple[str, str, str],
     build_args: Mapping[str, str],
     target_stage: str,
 ) -> dict[str, str]:
     """BuildKit's global BUILD*/TARGET* args; build args override them undeclared."""
-    build = _parse_platform(engine_platform, ("linux", "amd64", ""))
-    # A list (buildx multi-platform) builds once per entry; these args are
-    # the first entry's.
-    target = _parse_platform(platform.split(",")[0], build) if platform else build
     args = {
         "BUILDPLATFORM": _format_platform(build),
         "BUILDOS": build[0],
@@ -794,7 +674,9 @@ def _parse_arg(line: int, args: str, escape: str) -> list[tuple[str, str | None]
     return pairs
 
 
-def _syntax_image(dockerfile: str, build_args: Mapping[str, str]) -> BaseImage | None:
+def _syntax_image(
+    dockerfile: str, build_args: Mapping[str, str], build_platform: str
+) -> BaseImage | None:
     """The frontend image: BUILDKIT_SYNTAX from the build args, else `# syntax=`."""
     found: tuple[str, int] | None
     if "BUILDKIT_SYNTAX" in build_args:
@@ -806,7 +688,7 @@ def _syntax_image(dockerfile: str, build_args: Mapping[str, str]) -> BaseImage |
     if not found or not found[0] or found[0] == "dockerfile.v0":
         return None
     name, line = found
-    return BaseImage(name, None, line, "syntax", "@sha256:" in name)
+    return BaseImage(name, build_platform, line, "@sha256:" in name)
 
 
 def _read(dockerfile: str) -> tuple[list[_MetaArg], list[_Stage], str]:
@@ -828,26 +710,28 @@ def _read(dockerfile: str) -> tuple[list[_MetaArg], list[_Stage], str]:
 def base_images(
     dockerfile: str,
     build_args: Mapping[str, str],
-    platform: str | None,
-    engine_platform: str,
+    build_platform: tuple[str, str, str],
+    target_platform: tuple[str, str, str],
     *,
-    target: str | None = None,
+    target_stage: str | None = None,
 ) -> list[BaseImage]:
     """The images the build pulls, in order: the frontend, then one per FROM of an image.
 
-    build_args: from build_arg_values; platform: from build_platform;
-    engine_platform: the daemon's "os/arch[/variant]"; target: from
-    build_target (only TARGETSTAGE depends on it). A FROM of an earlier
-    stage or of scratch is no image. Raises DockerfileError on what docker
-    would refuse in the parser directives, an ARG before the first FROM, or
-    a FROM.
+    build_args: the --build-arg values docker sends (name -> value);
+    build_platform: the engine's (os, architecture, variant), normalized,
+    for BUILDPLATFORM and the other BUILD* args; target_platform: the
+    build's (the first of a --platform list, else the engine's), normalized,
+    for TARGETPLATFORM and the other TARGET* args; target_stage: --target
+    (only TARGETSTAGE depends on it). A FROM of an earlier stage or of
+    scratch is no image. Raises DockerfileError on what docker would refuse
+    in the parser directives, an ARG before the first FROM, or a FROM.
     """
-    syntax = _syntax_image(dockerfile, build_args)
+    syntax = _syntax_image(dockerfile, build_args, _format_platform(build_platform))
     images = [syntax] if syntax else []
     meta_args, stages, escape = _read(dockerfile)
 
-    target_stage = target or (stages[-1].name if stages else "") or "default"
-    env = _automatic_args(engine_platform, platform, build_args, target_stage)
+    stage_name = target_stage or (stages[-1].name if stages else "") or "default"
+    env = _automatic_args(build_platform, target_platform, build_args, stage_name)
     # One at a time: a default sees the args declared before it.
     for arg in meta_args:
         if arg.name in build_args:
@@ -862,15 +746,13 @@ def base_images(
             raise DockerfileError(
                 f"line {stage.line}: base name ({stage.base}) should not be blank"
             )
-        from_platform = _expand(stage.platform, env, escape, stage.line)
-        if stage.platform and not from_platform:
+        platform = _expand(stage.platform, env, escape, stage.line)
+        if stage.platform and not platform:
             raise DockerfileError(
                 f"line {stage.line}: empty platform value from expression {stage.platform}"
             )
         if name.lower() not in stage_names and name != "scratch":
-            images.append(
-                BaseImage(name, from_platform or platform, stage.line, "from", "@sha256:" in name)
-            )
+            images.append(BaseImage(name, platform or None, stage.line, "@sha256:" in name))
         if stage.name:
             stage_names.add(stage.name)
     return images

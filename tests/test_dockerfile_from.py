@@ -3,30 +3,25 @@
 from __future__ import annotations
 
 import unittest
+from collections.abc import Mapping
 
-from dockerfile_from import (
-    BaseImage,
-    DockerfileError,
-    base_images,
-    build_arg_values,
-    build_platform,
-    build_target,
-)
+import dockerfile_from
+from dockerfile_from import BaseImage, DockerfileError, base_images
 
-ENGINE = "linux/amd64"
+ENGINE = ("linux", "amd64", "")
 DIGEST = "sha256:" + "0123456789abcdef" * 4
 
 
 def F(line: int, name: str, platform: str | None = None, pinned: bool = False) -> BaseImage:
-    return BaseImage(name, platform, line, "from", pinned)
+    return BaseImage(name, platform, line, pinned)
 
 
 def S(line: int, name: str) -> BaseImage:
-    return BaseImage(name, None, line, "syntax", False)
+    return BaseImage(name, "linux/amd64", line, False)
 
 
-# (what it shows, Dockerfile, build args, the build's --platform, expected)
-Case = tuple[str, str, dict[str, str], str | None, list[BaseImage]]
+# (what it shows, Dockerfile, build args, the target platform (None: the engine's), expected)
+Case = tuple[str, str, dict[str, str], tuple[str, str, str] | None, list[BaseImage]]
 
 CASES: list[Case] = [
     # --- parser directives
@@ -77,7 +72,7 @@ CASES: list[Case] = [
         "# syntax=docker/dockerfile:1\nFROM a\n",
         {"BUILDKIT_SYNTAX": "example/frontend:2"},
         None,
-        [BaseImage("example/frontend:2", None, 0, "syntax", False), F(2, "a")],
+        [S(0, "example/frontend:2"), F(2, "a")],
     ),
     (
         "BUILDKIT_SYNTAX=dockerfile.v0 is the built-in frontend",
@@ -195,18 +190,18 @@ CASES: list[Case] = [
     ),
     # --- automatic platform args
     (
-        "BUILDPLATFORM is the engine's; the build's --platform applies elsewhere",
+        "BUILDPLATFORM is the engine's; the target applies elsewhere",
         "FROM --platform=$BUILDPLATFORM golang:1 AS build\nFROM alpine\n",
         {},
-        "linux/arm64",
-        [F(1, "golang:1", "linux/amd64"), F(2, "alpine", "linux/arm64")],
+        ("linux", "arm64", ""),
+        [F(1, "golang:1", "linux/amd64"), F(2, "alpine")],
     ),
     (
         "TARGET* args from the build's --platform",
         "FROM img:${TARGETOS}-${TARGETARCH}-${TARGETVARIANT}-${TARGETPLATFORM}\n",
         {},
-        "linux/arm/v7",
-        [F(1, "img:linux-arm-v7-linux/arm/v7", "linux/arm/v7")],
+        ("linux", "arm", "v7"),
+        [F(1, "img:linux-arm-v7-linux/arm/v7")],
     ),
     (
         "TARGET* args default to the engine's platform",
@@ -216,11 +211,11 @@ CASES: list[Case] = [
         [F(1, "img:amd64-linux")],
     ),
     (
-        "platform aliases are normalized",
+        "TARGETARCH is the target's, BUILDARCH the engine's",
         "FROM img:${TARGETARCH}-${BUILDARCH}\n",
         {},
-        "linux/aarch64",
-        [F(1, "img:arm64-amd64", "linux/aarch64")],
+        ("linux", "arm64", ""),
+        [F(1, "img:arm64-amd64")],
     ),
     (
         "build args override the platform args without declaring them",
@@ -295,8 +290,8 @@ CASES: list[Case] = [
         "FROM --platform expanded; an empty flag is none",
         "ARG P=linux/arm64\nFROM --platform=$P a\nFROM --platform= b\n",
         {},
-        "linux/s390x",
-        [F(2, "a", "linux/arm64"), F(3, "b", "linux/s390x")],
+        ("linux", "s390x", ""),
+        [F(2, "a", "linux/arm64"), F(3, "b")],
     ),
     (
         "the line of a continued FROM is its first",
@@ -378,16 +373,27 @@ ERRORS: list[tuple[str, str, int, str]] = [
 ]
 
 
+def images(
+    dockerfile: str,
+    args: Mapping[str, str] | None = None,
+    target: tuple[str, str, str] | None = None,
+    *,
+    build: tuple[str, str, str] = ENGINE,
+    target_stage: str | None = None,
+) -> list[BaseImage]:
+    return base_images(dockerfile, args or {}, build, target or build, target_stage=target_stage)
+
+
 class BaseImagesTest(unittest.TestCase):
     def test_cases(self) -> None:
-        for what, dockerfile, args, platform, expected in CASES:
+        for what, dockerfile, args, target, expected in CASES:
             with self.subTest(what):
-                self.assertEqual(base_images(dockerfile, args, platform, ENGINE), expected)
+                self.assertEqual(images(dockerfile, args, target), expected)
 
     def test_errors(self) -> None:
         for what, dockerfile, line, word in ERRORS:
             with self.subTest(what), self.assertRaises(DockerfileError) as caught:
-                base_images(dockerfile, {}, None, ENGINE)
+                images(dockerfile)
             message = str(caught.exception)
             self.assertIn(f"line {line}:", message, what)
             self.assertIn(word, message, what)
@@ -396,73 +402,35 @@ class BaseImagesTest(unittest.TestCase):
     def test_error_is_value_error(self) -> None:
         self.assertTrue(issubclass(DockerfileError, ValueError))
 
-    def test_engine_platform(self) -> None:
-        images = base_images(
-            "FROM a:$BUILDARCH$BUILDVARIANT-$TARGETPLATFORM\n", {}, None, "linux/arm"
+    def test_build_platform(self) -> None:
+        found = images(
+            "FROM a:$BUILDARCH$BUILDVARIANT-$TARGETPLATFORM\n", build=("linux", "arm", "v7")
         )
-        self.assertEqual(images, [F(1, "a:armv7-linux/arm/v7")])
+        self.assertEqual(found, [F(1, "a:armv7-linux/arm/v7")])
 
-    def test_multi_platform_takes_the_first_for_args(self) -> None:
-        images = base_images("FROM a:$TARGETARCH\n", {}, "linux/arm64,linux/amd64", ENGINE)
-        self.assertEqual(images, [F(1, "a:arm64", "linux/arm64,linux/amd64")])
+    def test_the_frontend_is_pulled_for_the_build_platform(self) -> None:
+        found = images("# syntax=d/f:1\nFROM a\n", target=("linux", "arm64", ""))
+        self.assertEqual(found, [S(1, "d/f:1"), F(2, "a")])
 
     def test_target_stage(self) -> None:
         dockerfile = "FROM a:$TARGETSTAGE AS one\nFROM b AS two\n"
-        self.assertEqual(base_images(dockerfile, {}, None, ENGINE)[0].name, "a:two")
-        self.assertEqual(base_images(dockerfile, {}, None, ENGINE, target="one")[0].name, "a:one")
-        self.assertEqual(
-            base_images("FROM a:$TARGETSTAGE\n", {}, None, ENGINE)[0].name, "a:default"
-        )
+        self.assertEqual(images(dockerfile)[0].name, "a:two")
+        self.assertEqual(images(dockerfile, target_stage="one")[0].name, "a:one")
+        self.assertEqual(images("FROM a:$TARGETSTAGE\n")[0].name, "a:default")
 
     def test_pinned_field(self) -> None:
-        images = base_images(
-            f"# syntax=d/f:1@{DIGEST}\nFROM a@{DIGEST}\nFROM b:1\n", {}, None, ENGINE
-        )
-        self.assertEqual([image.pinned for image in images], [True, True, False])
+        found = images(f"# syntax=d/f:1@{DIGEST}\nFROM a@{DIGEST}\nFROM b:1\n")
+        self.assertEqual([image.pinned for image in found], [True, True, False])
 
     def test_no_from(self) -> None:
-        self.assertEqual(base_images("# just a comment\n", {}, None, ENGINE), [])
-        self.assertEqual(base_images("", {}, None, ENGINE), [])
+        self.assertEqual(images("# just a comment\n"), [])
+        self.assertEqual(images(""), [])
 
-
-class BuildArgsTest(unittest.TestCase):
-    def test_build_arg_values(self) -> None:
-        argv = [
-            "--network",
-            "host",
-            "--build-arg",
-            "A=1",
-            "--build-arg=B=x=y",
-            "--build-arg",
-            "FROM_ENV",
-            "--build-arg=NOT_IN_ENV",
-            "--build-arg",
-            "EMPTY=",
-            "--build-arg",
-            "A=2",
-            "--label",
-            "C=3",
-        ]
+    def test_public_names(self) -> None:
         self.assertEqual(
-            build_arg_values(argv, {"FROM_ENV": "e", "A": "env-a"}),
-            {"A": "2", "B": "x=y", "FROM_ENV": "e", "EMPTY": ""},
+            sorted(dockerfile_from.__all__), ["BaseImage", "DockerfileError", "base_images"]
         )
-
-    def test_build_arg_without_a_value_at_the_end(self) -> None:
-        self.assertEqual(build_arg_values(["--build-arg"], {}), {})
-
-    def test_build_platform(self) -> None:
-        self.assertIsNone(build_platform([]))
-        self.assertIsNone(build_platform(["--build-arg", "A=1"]))
-        self.assertEqual(build_platform(["--platform", "linux/arm64"]), "linux/arm64")
-        self.assertEqual(build_platform(["--platform=linux/a", "--platform", "b"]), "b")
-        env = {"DOCKER_DEFAULT_PLATFORM": "linux/s390x"}
-        self.assertEqual(build_platform([], env), "linux/s390x")
-        self.assertEqual(build_platform(["--platform=linux/arm64"], env), "linux/arm64")
-
-    def test_build_target(self) -> None:
-        self.assertIsNone(build_target(["--build-arg", "A=1"]))
-        self.assertEqual(build_target(["--target", "one", "--target=two"]), "two")
+        self.assertEqual(BaseImage._fields, ("name", "platform", "line", "pinned"))
 
 
 if __name__ == "__main__":
