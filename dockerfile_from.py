@@ -80,17 +80,19 @@ def _format_platform(platform: tuple[str, str, str]) -> str:
 
 def _lines(dockerfile: str) -> list[str]:
     """The lines as docker's scanner reads them: split at \\n only, BOM dropped."""
-    lines = dockerfile.removeprefix("\ufeff").split("\n")
+    lines = dockerfile.split("\n")
     if not lines[-1]:
         lines.pop()  # the text after the last newline
-    for number, text in enumerate(lines, 1):
-        # A char is at most 4 bytes: only long lines need encoding to be measured.
-        if len(text) > _MAX_LINE_BYTES // 4 and len(text.encode("utf-8", "replace")) > (
-            _MAX_LINE_BYTES
-        ):
-            raise DockerfileError(
-                f"line {number}: dockerfile line greater than max allowed size of {_MAX_LINE_BYTES}"
-            )
+    # A char is at most 4 bytes: only long lines need encoding to be measured.
+    if lines and max(map(len, lines)) > _MAX_LINE_BYTES // 4:
+        for number, text in enumerate(lines, 1):
+            if len(text.encode("utf-8", "replace")) > _MAX_LINE_BYTES:
+                raise DockerfileError(
+                    f"line {number}: dockerfile line greater than max allowed size of "
+                    f"{_MAX_LINE_BYTES}"
+                )
+    if lines:
+        lines[0] = lines[0].removeprefix("\ufeff")
     return lines
 
 
@@ -198,7 +200,13 @@ def _words(text: str, *, keep_quotes: bool) -> list[str]:  # noqa: PLR0912 (a le
     With keep_quotes the quotes and backslashes stay, and `<< EOF` is one
     word, as BuildKit's raw lexing gives them; without, they are removed.
     """
-    words: list[str] = []
+    # Without quotes, escapes or the chars str.split takes for spaces and
+    # Go does not, str.split is the lexer, unless a "<<" ends a word.
+    if not any(ch in text for ch in "'\"\\\x1c\x1d\x1e\x1f"):
+        words = text.split()
+        if not keep_quotes or not any(word.endswith("<<") for word in words):
+            return words
+    words = []
     word: list[str] = []
     in_word = False
     quote = ""
@@ -250,6 +258,8 @@ def _words(text: str, *, keep_quotes: bool) -> list[str]:  # noqa: PLR0912 (a le
 def _heredoc(word: str) -> tuple[str, bool] | None:
     """(terminator, strip leading tabs) if the word opens a heredoc, as
     reHeredoc `^(\\d*)<<(-?)\\s*([^<]*)$` and heredocFromMatch read it."""
+    if "<<" not in word:
+        return None
     i = len(word) - len(word.lstrip(_ASCII_DIGITS))
     if not word.startswith("<<", i):
         return None
@@ -263,8 +273,6 @@ def _heredoc(word: str) -> tuple[str, bool] | None:
 
 def _heredocs(text: str, escape: str) -> list[tuple[str, bool]]:
     """The (terminator, strip leading tabs) of each heredoc a RUN/COPY/ADD opens."""
-    if "<<" not in text:
-        return []
     cmd, _, args = _split_command(text, escape)
     cmd = cmd.lower()
     if cmd == "onbuild":
@@ -282,48 +290,69 @@ def _heredocs(text: str, escape: str) -> list[tuple[str, bool]]:
     return [found for word in _words(text, keep_quotes=True) if (found := _heredoc(word))]
 
 
-def _instructions(lines: list[str]) -> tuple[list[_Instruction], str]:
-    """The instructions and the escape char, as docker's parser.Parse reads them."""
+def _escape_directive(lines: list[str]) -> tuple[str, int]:
+    """The escape char, and the first line after the parser directives."""
     directives = _Directives()
     escape = "\\"
-    result: list[_Instruction] = []
     i = 0
+    while i < len(lines) and not directives.done:
+        found = directives.parse(lines[i].rstrip("\r\n").lstrip(_SPACE))
+        if found and found[0] == "escape":
+            if found[1] not in ("\\", "`"):
+                raise DockerfileError(
+                    f"line {i + 1}: invalid escape token {found[1]!r} does not match ` or \\"
+                )
+            escape = found[1]
+        if found:
+            i += 1  # else the line is read as any other
+    return escape, i
+
+
+def _after_heredocs(lines: list[str], i: int, instruction: _Instruction, escape: str) -> int:
+    """The line after the bodies of the heredocs the instruction opens at line i."""
+    for name, chomp in _heredocs(instruction.text, escape):
+        while i < len(lines):
+            text = lines[i].rstrip("\r\n")
+            i += 1
+            if (text.lstrip("\t") if chomp else text) == name:
+                break
+        else:
+            raise DockerfileError(f"line {instruction.line}: unterminated heredoc")
+    return i
+
+
+def _instructions(lines: list[str]) -> tuple[list[_Instruction], str]:
+    """The instructions that may be a FROM or an ARG, and the escape char, as
+    docker's parser.Parse reads them (others are only read for heredocs)."""
+    escape, i = _escape_directive(lines)
+    continuing = (escape, " ", "\t")
+    result: list[_Instruction] = []
     while i < len(lines):
         text = lines[i].rstrip("\r\n").lstrip(_SPACE)
         i += 1
-        if not directives.done:
-            found = directives.parse(text)
-            if found and found[0] == "escape":
-                if found[1] not in ("\\", "`"):
-                    raise DockerfileError(
-                        f"line {i}: invalid escape token {found[1]!r} does not match ` or \\"
-                    )
-                escape = found[1]
-        start = i
-        body, ended = _trim_continuation("" if text.startswith("#") else text, escape)
-        if ended and not body:
+        if not text or text[0] == "#":
             continue  # blank line or comment
-        parts = [body]
-        while not ended and i < len(lines):
-            # The first line was not a directive, so no later one is.
-            text = lines[i].rstrip("\r\n")
-            i += 1
-            # docker drops comment and blank lines inside an instruction.
-            stripped = text.lstrip(_SPACE)
-            if not stripped or stripped.startswith("#"):
-                continue
+        start = i
+        if text[-1] in continuing:
             body, ended = _trim_continuation(text, escape)
-            parts.append(body)
-        instruction = _Instruction(start, "".join(parts))
-        result.append(instruction)
-        for name, chomp in _heredocs(instruction.text, escape):
-            while i < len(lines):
+            if ended and not body:
+                continue
+            parts = [body]
+            while not ended and i < len(lines):
                 text = lines[i].rstrip("\r\n")
                 i += 1
-                if (text.lstrip("\t") if chomp else text) == name:
-                    break
-            else:
-                raise DockerfileError(f"line {start}: unterminated heredoc")
+                # docker drops comment and blank lines inside an instruction.
+                stripped = text.lstrip(_SPACE)
+                if not stripped or stripped[0] == "#":
+                    continue
+                body, ended = _trim_continuation(text, escape)
+                parts.append(body)
+            text = "".join(parts)
+        instruction = _Instruction(start, text)
+        if text[:3].lower() in ("fro", "arg"):  # the others need not be split
+            result.append(instruction)
+        if "<<" in text:
+            i = _after_heredocs(lines, i, instruction, escape)
     return result, escape
 
 
@@ -857,6 +886,12 @@ class _Expander:
 
 
 def _expand(text: str, env: Mapping[str, str], escape: str, line: int, budget: _Budget) -> str:
+    if "$" not in text and "'" not in text and '"' not in text and escape not in text:
+        return text  # nothing to expand or remove
+    # The usual $NAME or ${NAME}: an ASCII identifier is a name to docker too.
+    name = text[2:-1] if text.startswith("${") and text.endswith("}") else text[1:]
+    if text[0] == "$" and name.isascii() and name.isidentifier():
+        return env.get(name, "")
     try:
         return _Expander(text, env, escape, budget).expand()
     except DockerfileError as e:
@@ -973,13 +1008,13 @@ def _read(lines: list[str]) -> tuple[list[_MetaArg], list[_Stage], str]:
     meta_args: list[_MetaArg] = []
     stages: list[_Stage] = []
     for instruction in instructions:
-        # Most instructions are neither: only the command is read of them.
-        command = _command(instruction.text.strip(_SPACE))[0].lower()
+        if stages and instruction.text[:3].lower() == "arg":
+            continue  # not a meta-arg
+        command, flags, args = _split_command(instruction.text, escape)
+        command = command.lower()
         if command == "from":
-            _, flags, args = _split_command(instruction.text, escape)
             stages.append(_parse_from(instruction.line, flags, args))
         elif command == "arg" and not stages:
-            _, _, args = _split_command(instruction.text, escape)
             for name, default in _parse_arg(instruction.line, args, escape):
                 meta_args.append(_MetaArg(instruction.line, name, default))
     return meta_args, stages, escape
