@@ -1,12 +1,25 @@
-"""Tests for dockerfile_from: a Dockerfile's base images, read as docker (BuildKit) does."""
+"""Tests for dockerfile_from: a Dockerfile's base images, read as docker (BuildKit) does.
+
+Expansion and the parser's regular expressions are checked against results
+recorded from BuildKit's Go code (tests/buildkit_lex.py); inputs that made
+earlier versions run for minutes or recurse past Python's limit run with a
+deadline, so that a regression fails within seconds.
+"""
 
 from __future__ import annotations
 
+import threading
+import time
 import unittest
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from functools import partial
+from typing import TypeVar
 
 import dockerfile_from
 from dockerfile_from import BaseImage, DockerfileError, base_images
+from tests.buildkit_lex import EXPANSIONS, PARSER_REGEXPS
+
+T = TypeVar("T")
 
 ENGINE = ("linux", "amd64", "")
 DIGEST = "sha256:" + "0123456789abcdef" * 4
@@ -431,6 +444,211 @@ class BaseImagesTest(unittest.TestCase):
             sorted(dockerfile_from.__all__), ["BaseImage", "DockerfileError", "base_images"]
         )
         self.assertEqual(BaseImage._fields, ("name", "platform", "line", "pinned"))
+
+
+def expand(word: str, env: Mapping[str, str], escape: str = "\\") -> str:
+    """One word through the module's ProcessWord (line 1 in messages)."""
+    return dockerfile_from._expand(word, env, escape, 1, dockerfile_from._Budget(0))
+
+
+class BuildKitExpansionTest(unittest.TestCase):
+    def test_recorded_results(self) -> None:
+        for word, env, result, error in EXPANSIONS:
+            with self.subTest(word=word, env=env):
+                if not error:
+                    self.assertEqual(expand(word, env), result)
+                    continue
+                with self.assertRaises(DockerfileError) as caught:
+                    expand(word, env)
+                self.assertIn(f"line 1: {error} in ", str(caught.exception))
+
+    def test_an_unclosed_brace_after_a_name(self) -> None:
+        # docker says "unsupported modifier (\ufffd)", the char its scanner
+        # returns at the end; inside another ${ it says this too.
+        with self.assertRaisesRegex(DockerfileError, "missing '}'"):
+            expand("${A", {"A": "a"})
+
+    def test_patterns(self) -> None:
+        # What they show, with the results BuildKit gives.
+        env = {"V": "reg.io/img:1.2-full", "L": "a\nb*c\nd", "P": "*", "R": "<$0>"}
+        for word, result in [
+            ("${V#*/}", "img:1.2-full"),
+            ("${V##*[.]}", "reg.io/img:1.2-full"),  # brackets are literal
+            ("${V##*.}", "2-full"),
+            ("${V%.*}", "reg.io/img:1"),
+            ("${V%%.*}", "reg"),
+            ("${V%-\\*}", "reg.io/img:1.2-full"),  # \* is a literal star
+            ("${L#*\\*}", "a\nb*c\nd"),  # `*` and `?` take no newline
+            ("${L#a?b}", "a\nb*c\nd"),
+            ("${L##*}", "\nb*c\nd"),
+            ("${L%%?}", "a\nb*c\n"),
+            ("${V#$P}", "reg.io/img:1.2-full"),  # the shortest: empty
+            ("${V##$P}", ""),  # a variable's * is a wildcard, quoted too
+            ('${V##"$P"}', ""),
+            ("${V/?/-}", "-eg.io/img:1.2-full"),
+            ("${V//?/-}", "-------------------"),
+            ("${L//*/-}", "-\n-\n-"),  # an empty match after a match is not replaced
+            ("${V//i/$R}", "reg.<i>o/<i>mg:1.2-full"),  # ReplaceAllString's $0
+            ("${V/i/$R}", "reg.<$0>o/img:1.2-full"),  # the first, as is
+            ("${U//*/x}", "x"),
+        ]:
+            with self.subTest(word):
+                self.assertEqual(expand(word, env), result)
+
+
+class BuildKitParserTest(unittest.TestCase):
+    """The parser's regular expressions, read by hand here."""
+
+    def test_directive(self) -> None:
+        for text, groups, _, _, _ in PARSER_REGEXPS:
+            with self.subTest(text):
+                expected = (groups[0].lower(), groups[1]) if groups else None
+                self.assertEqual(dockerfile_from._directive(text), expected)
+
+    def test_heredoc(self) -> None:
+        for text, _, heredoc, _, _ in PARSER_REGEXPS:
+            with self.subTest(text):
+                expected = (heredoc[1], heredoc[0]) if heredoc else None
+                self.assertEqual(dockerfile_from._heredoc(text), expected)
+
+    def test_continuation(self) -> None:
+        for text, _, _, backslash, backtick in PARSER_REGEXPS:
+            for escape, trimmed in (("\\", backslash), ("`", backtick)):
+                with self.subTest(text=text, escape=escape):
+                    expected = (text, True) if trimmed is None else (trimmed, False)
+                    self.assertEqual(dockerfile_from._trim_continuation(text, escape), expected)
+
+
+def run_with_deadline(test: unittest.TestCase, seconds: float, work: Callable[[], T]) -> T:
+    """work() if it ends within seconds; else the test fails then (it runs on)."""
+    results: list[T] = []
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            results.append(work())
+        except BaseException as e:  # re-raised in the test
+            errors.append(e)
+
+    thread = threading.Thread(target=run, daemon=True)
+    started = time.perf_counter()
+    thread.start()
+    thread.join(seconds)
+    if thread.is_alive():
+        test.fail(f"still running after {seconds} s")
+    if errors:
+        raise errors[0]
+    test.assertLess(time.perf_counter() - started, seconds)
+    return results[0]
+
+
+class LinearTest(unittest.TestCase):
+    """Inputs that took minutes or recursed; the bounds are some 20x what they take."""
+
+    def test_shell_pattern_of_stars(self) -> None:
+        dockerfile = "ARG X\nFROM good:${X#*a*a*a*a*c}${X##*a*a*a*a*c}${X%a*a*a*a*c}${X/*a*c/}\n"
+        for size in (2000, 100_000):
+            x = "a" * size
+            found = run_with_deadline(self, 1, partial(images, dockerfile, {"X": x}))
+            self.assertEqual(found, [F(2, "good:" + x * 4)])
+
+    def test_shell_pattern_replacing_all(self) -> None:
+        x = "ab" * 50_000
+        found = run_with_deadline(self, 1, lambda: images("ARG X\nFROM a${X//?b/c}\n", {"X": x}))
+        self.assertEqual(found, [F(2, "a" + "c" * 50_000)])
+
+    def test_long_syntax_directive(self) -> None:
+        dockerfile = "# syntax=a" + " " * 64_000 + "b\nFROM c\n"
+        found = run_with_deadline(self, 1, lambda: images(dockerfile))
+        self.assertEqual(found, [S(1, "a"), F(2, "c")])
+
+    def test_long_runs_of_blanks(self) -> None:
+        continued = "FROM a" + " " * 60_000 + "\\\n" + " \t" * 30_000 + "\\\n AS b\n"
+        found = run_with_deadline(self, 1, lambda: images(continued))
+        self.assertEqual(found, [F(1, "a")])
+        megabyte = "FROM a" + " " * 1_000_000 + "\\\n"
+        with self.assertRaisesRegex(DockerfileError, "line 1: dockerfile line greater than max"):
+            run_with_deadline(self, 1, lambda: images(megabyte))
+
+    def test_nested_defaults(self) -> None:
+        for depth in (1000, 100_000):
+            # One ${ a line, as docker refuses a line over 64 KiB.
+            opened = "".join(f"${{a{i}:-\\\n" for i in range(depth))
+            closed = "\\\n".join("}" * 1000 for _ in range(depth // 1000))
+            dockerfile = f"FROM {opened}x{closed}\n"
+            found = run_with_deadline(self, 2, partial(images, dockerfile))
+            self.assertEqual(found, [F(1, "x")])
+
+    def test_nested_error(self) -> None:
+        dockerfile = "FROM " + "${a:-" * 100_000 + "\n"
+        with self.assertRaisesRegex(DockerfileError, "^line 1: syntax error: missing '}' in "):
+            run_with_deadline(self, 2, lambda: images(dockerfile.replace("-$", "-\\\n$")))
+
+    def test_many_heredocs(self) -> None:
+        blocks = "".join(f"RUN <<A{i} <<-B{i}\nFROM no\nA{i}\n\tB{i}\n" for i in range(20_000))
+        one_line = "COPY " + " ".join(f"<<H{i}" for i in range(5_000)) + " /\n"
+        bodies = "".join(f"FROM no\nH{i}\n" for i in range(5_000))
+        dockerfile = f"FROM a\n{blocks}{one_line}{bodies}FROM b\n"
+        found = run_with_deadline(self, 2, lambda: images(dockerfile))
+        self.assertEqual(found, [F(1, "a"), F(90_003, "b")])
+
+    def test_large_dockerfile(self) -> None:
+        # Ordinary instructions, after onnxruntime's build images: 50 MB of
+        # them take about 1.5 s.
+        block = (
+            "# Licensed under the MIT License.\n\nFROM $BASEIMAGE AS base\n"
+            "ENV PATH=/usr/local/bin:/opt/rh/gcc-toolset-12/root/usr/bin:${PATH}\n"
+            "ENV LANG=en_US.UTF-8\nADD scripts /tmp/scripts\n"
+            "RUN cd /tmp/scripts && /tmp/scripts/install_deps.sh && rm -rf /tmp/scripts\n"
+            "RUN dnf install -y --nodocs \\\n        ca-certificates curl git make \\\n"
+            "        # for Python\n        openssl-devel zlib-devel bzip2-devel \\\n"
+            "    && dnf clean all\n"
+            "ARG BUILD_UID=1001\nARG BUILD_USER=onnxruntimedev\n"
+            "RUN adduser --uid $BUILD_UID $BUILD_USER\nWORKDIR /home/$BUILD_USER\n"
+            "USER $BUILD_USER\nENV CUDA_HOME=/usr/local/cuda-12.2 \\\n"
+            "    CUDA_MODULE_LOADING=LAZY\nCOPY <<EOF /etc/pip.conf\n[global]\nEOF\n"
+            "COPY --chown=$BUILD_USER requirements.txt /tmp/requirements.txt\n"
+            "RUN python3 -m pip install --user -r /tmp/requirements.txt\n"
+        )
+        blocks = 10_000_000 // len(block)
+        dockerfile = "ARG BASEIMAGE=nvidia/cuda:12.8.1-cudnn-devel-ubi8\n" + block * blocks
+        found = run_with_deadline(self, 4, lambda: images(dockerfile))
+        self.assertEqual(len(found), blocks)
+        self.assertEqual(found[0], F(4, "nvidia/cuda:12.8.1-cudnn-devel-ubi8"))
+
+    def test_expansion_is_bounded(self) -> None:
+        doubling = "".join(f"ARG A{i + 1}=$A{i}$A{i}\n" for i in range(64))
+        dockerfile = f"ARG A0=0123456789\n{doubling}FROM a:$A64\n"
+        with self.assertRaisesRegex(DockerfileError, r"^line \d+: expansions copy more than"):
+            run_with_deadline(self, 2, lambda: images(dockerfile))
+        # A long value used many times is no copy.
+        uses = "FROM ${V:-${W:-$A}}\n" * 1000
+        found = images(f"ARG A\n{uses}", {"A": "a" * 100_000})
+        self.assertEqual({image.name for image in found}, {"a" * 100_000})
+
+
+class LinesTest(unittest.TestCase):
+    def test_docker_line_limit(self) -> None:
+        # bufio.Scanner's 64 KiB with the newline; a \r and UTF-8 bytes count.
+        fits = "FROM a\nRUN " + "x" * (65_535 - 4) + "\nFROM b\n"
+        self.assertEqual(images(fits), [F(1, "a"), F(3, "b")])
+        for what, line in [
+            ("one byte more", "RUN " + "x" * (65_536 - 4)),
+            ("with CRLF", "RUN " + "x" * (65_535 - 4) + "\r"),
+            ("in UTF-8", "RUN " + "\u00e9" * 32_766),
+            ("at the end", "RUN " + "x" * 65_536),
+        ]:
+            with self.subTest(what), self.assertRaisesRegex(DockerfileError, "^line 2: .*65535$"):
+                images(f"FROM a\n{line}\n" if what != "at the end" else f"FROM a\n{line}")
+
+    def test_go_whitespace(self) -> None:
+        # \x1c is a space to Python, not to Go: "\x1cFROM" is no FROM to docker;
+        # U+3000 is one to both, but only blanks split words.
+        dockerfile = "\x1cFROM a\n\u3000FROM b\u3000\nFROM\xa0c\n"
+        self.assertEqual(images(dockerfile), [F(2, "b")])
+
+    def test_as_is_case_folded_as_go_does(self) -> None:
+        self.assertEqual(images("FROM a A\u017f b\nFROM b\n"), [F(1, "a")])
 
 
 if __name__ == "__main__":
