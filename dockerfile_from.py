@@ -59,8 +59,8 @@ class BaseImage(NamedTuple):
 _SPACE = "\t\n\v\f\r \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008"
 _SPACE += "\u2009\u200a\u2028\u2029\u202f\u205f\u3000"
 _SPACE_SET = frozenset(_SPACE)
-_BLANKS = frozenset("\t\v\f\r ")  # the parser's reWhitespace, which splits words
-_BLANKS_TO_SPACE = str.maketrans("\t\v\f\r", "    ")
+_BLANKS = "\t\v\f\r "  # the parser's reWhitespace, which splits words
+_BLANKS_TO_SPACE = str.maketrans(_BLANKS, " " * len(_BLANKS))
 _DIRECTIVE_SPACE = "\t\n\f\r "  # Go's \s in the directive regexp
 _ASCII_LETTERS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
 _ASCII_ALNUM = _ASCII_LETTERS | frozenset("0123456789")
@@ -175,10 +175,6 @@ class _Instruction(NamedTuple):
     text: str  # continuation lines joined, comments inside dropped
 
 
-def _is_comment(text: str) -> bool:
-    return text.lstrip(_SPACE).startswith("#")
-
-
 def _trim_continuation(text: str, escape: str) -> tuple[str, bool]:
     """The line without its continuation char, and whether it ends the instruction.
 
@@ -283,7 +279,7 @@ def _heredocs(text: str, escape: str) -> list[tuple[str, bool]]:
     if args.startswith("["):  # the JSON form has no heredocs
         try:
             parsed = json.loads(args)
-        except ValueError:
+        except (ValueError, RecursionError):  # deep arrays are no list of strings either
             parsed = None
         if isinstance(parsed, list) and all(isinstance(x, str) for x in parsed):
             return []
@@ -370,7 +366,7 @@ def _split_command(text: str, escape: str) -> tuple[str, list[str], str]:
     command, end = _command(text)
     if end == len(text):
         return command, [], ""
-    rest, flags = _extract_flags(text[end:].lstrip("\t\v\f\r "), escape)
+    rest, flags = _extract_flags(text[end:].lstrip(_BLANKS), escape)
     return command, flags, rest.strip(_SPACE)
 
 
@@ -878,7 +874,7 @@ class _Expander:
                 empty = "is not allowed to be unset" if not is_set else "is not allowed to be empty"
                 raise DockerfileError(f"{name}: {word or empty}")
             return value
-        if ch not in "#%" or modifier[0] == ":":
+        if ch not in "#%":
             raise DockerfileError(f"unsupported modifier ({modifier}) in substitution")
         longest = word.startswith(ch)
         self.budget.spend(len(value))

@@ -592,6 +592,10 @@ class LinearTest(unittest.TestCase):
         found = run_with_deadline(self, 2, lambda: images(dockerfile))
         self.assertEqual(found, [F(1, "a"), F(90_003, "b")])
 
+    def test_deep_json_form(self) -> None:
+        dockerfile = "FROM a\nRUN " + "[" * 60_000 + " <<EOF\nFROM b\nEOF\nFROM c\n"
+        self.assertEqual(images(dockerfile), [F(1, "a"), F(5, "c")])
+
     def test_large_dockerfile(self) -> None:
         # Ordinary instructions, after onnxruntime's build images: 50 MB of
         # them take about 1.5 s.
