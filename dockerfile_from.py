@@ -22,7 +22,7 @@ stage references). Where docker's classic builder differs, BuildKit wins:
 Every step is linear in the Dockerfile (a shell pattern costs the value's
 length times the pattern's): no regular expressions, no rescanning, and
 `${...}` nesting on an explicit stack, so that any depth docker builds is
-read. What expansion produces is bounded by the input's size (see
+read. What expansion copies is bounded by the input's size (see
 _Budget), so `ARG B=$A$A C=$B$B ...` cannot grow without end.
 
 Not covered: images named by `COPY --from=`/`RUN --mount=from=` and named

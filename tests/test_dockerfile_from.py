@@ -543,7 +543,7 @@ def run_with_deadline(test: unittest.TestCase, seconds: float, work: Callable[[]
 
 
 class LinearTest(unittest.TestCase):
-    """Inputs that took minutes or recursed; the bounds are some 20x what they take."""
+    """Inputs that took minutes or recursed, with deadlines some 10x what they take."""
 
     def test_shell_pattern_of_stars(self) -> None:
         dockerfile = "ARG X\nFROM good:${X#*a*a*a*a*c}${X##*a*a*a*a*c}${X%a*a*a*a*c}${X/*a*c/}\n"
@@ -576,20 +576,20 @@ class LinearTest(unittest.TestCase):
             opened = "".join(f"${{a{i}:-\\\n" for i in range(depth))
             closed = "\\\n".join("}" * 1000 for _ in range(depth // 1000))
             dockerfile = f"FROM {opened}x{closed}\n"
-            found = run_with_deadline(self, 2, partial(images, dockerfile))
+            found = run_with_deadline(self, 5, partial(images, dockerfile))
             self.assertEqual(found, [F(1, "x")])
 
     def test_nested_error(self) -> None:
         dockerfile = "FROM " + "${a:-" * 100_000 + "\n"
         with self.assertRaisesRegex(DockerfileError, "^line 1: syntax error: missing '}' in "):
-            run_with_deadline(self, 2, lambda: images(dockerfile.replace("-$", "-\\\n$")))
+            run_with_deadline(self, 5, lambda: images(dockerfile.replace("-$", "-\\\n$")))
 
     def test_many_heredocs(self) -> None:
         blocks = "".join(f"RUN <<A{i} <<-B{i}\nFROM no\nA{i}\n\tB{i}\n" for i in range(20_000))
         one_line = "COPY " + " ".join(f"<<H{i}" for i in range(5_000)) + " /\n"
         bodies = "".join(f"FROM no\nH{i}\n" for i in range(5_000))
         dockerfile = f"FROM a\n{blocks}{one_line}{bodies}FROM b\n"
-        found = run_with_deadline(self, 2, lambda: images(dockerfile))
+        found = run_with_deadline(self, 5, lambda: images(dockerfile))
         self.assertEqual(found, [F(1, "a"), F(90_003, "b")])
 
     def test_deep_json_form(self) -> None:
@@ -616,7 +616,7 @@ class LinearTest(unittest.TestCase):
         )
         blocks = 10_000_000 // len(block)
         dockerfile = "ARG BASEIMAGE=nvidia/cuda:12.8.1-cudnn-devel-ubi8\n" + block * blocks
-        found = run_with_deadline(self, 4, lambda: images(dockerfile))
+        found = run_with_deadline(self, 10, lambda: images(dockerfile))
         self.assertEqual(len(found), blocks)
         self.assertEqual(found[0], F(4, "nvidia/cuda:12.8.1-cudnn-devel-ubi8"))
 
