@@ -19,6 +19,12 @@ stage references). Where docker's classic builder differs, BuildKit wins:
   name; here it is a stage, as that build can only succeed classically);
 - it ignores `# syntax=`.
 
+Every step is linear in the Dockerfile (a shell pattern costs the value's
+length times the pattern's): no regular expressions, no rescanning, and
+`${...}` nesting on an explicit stack, so that any depth docker builds is
+read. What expansion copies is bounded by the input's size (see
+_Budget), so `ARG B=$A$A C=$B$B ...` cannot grow without end.
+
 Not covered: images named by `COPY --from=`/`RUN --mount=from=` and named
 build contexts (`--build-context`); stages a `--target` makes unreachable are
 still listed.
@@ -27,18 +33,10 @@ still listed.
 from __future__ import annotations
 
 import json
-import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import NamedTuple
 
-__all__ = [
-    "BaseImage",
-    "DockerfileError",
-    "base_images",
-    "build_arg_values",
-    "build_platform",
-    "build_target",
-]
+__all__ = ["BaseImage", "DockerfileError", "base_images"]
 
 
 class DockerfileError(ValueError):
@@ -49,72 +47,75 @@ class BaseImage(NamedTuple):
     """An image the build pulls."""
 
     name: str  # as docker will pull it, after expansion ("ubuntu:22.04")
-    platform: str | None  # FROM --platform, else the build's --platform, else None (the engine's)
+    # The FROM's own --platform after expansion; the build platform for the
+    # frontend (`# syntax=`), which runs on the builder; None: the target's.
+    platform: str | None
     line: int  # 1-based line of the instruction; 0 for BUILDKIT_SYNTAX from the build args
-    kind: str  # "from" or "syntax"
     pinned: bool  # name contains "@sha256:"
 
 
-# --- The docker build command line -----------------------------------------
+# Go's unicode.IsSpace (strings.TrimSpace, bytes.TrimLeftFunc): Python's
+# str.isspace also counts \x1c-\x1f, which docker keeps.
+_SPACE = "\t\n\v\f\r \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008"
+_SPACE += "\u2009\u200a\u2028\u2029\u202f\u205f\u3000"
+_SPACE_SET = frozenset(_SPACE)
+_BLANKS = "\t\v\f\r "  # the parser's reWhitespace, which splits words
+_BLANKS_TO_SPACE = str.maketrans(_BLANKS, " " * len(_BLANKS))
+_DIRECTIVE_SPACE = "\t\n\f\r "  # Go's \s in the directive regexp
+_ASCII_LETTERS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
+_ASCII_ALNUM = _ASCII_LETTERS | frozenset("0123456789")
+_ASCII_DIGITS = "0123456789"
+
+# bufio.Scanner's default limit, which docker's parser keeps: a longer line
+# fails the build.
+_MAX_LINE_BYTES = 64 * 1024 - 1
 
 
-def _option_values(argv: Sequence[str], option: str) -> list[str]:
-    """The values of `--option VALUE` and `--option=VALUE`, in order."""
-    values: list[str] = []
-    i = 0
-    while i < len(argv):
-        arg = argv[i]
-        if arg == option:
-            if i + 1 < len(argv):
-                values.append(argv[i + 1])
-            i += 2
-            continue
-        if arg.startswith(option + "="):
-            values.append(arg[len(option) + 1 :])
-        i += 1
-    return values
+def _format_platform(platform: tuple[str, str, str]) -> str:
+    return "/".join(part for part in platform if part)
 
 
-def build_arg_values(build_args: Sequence[str], environ: Mapping[str, str]) -> dict[str, str]:
-    """The --build-arg values of the split docker build args; later ones win.
-
-    `--build-arg NAME` alone takes NAME from the environment and, when it is
-    not there, sets nothing (the docker CLI sends it without a value).
-    """
-    values: dict[str, str] = {}
-    for item in _option_values(build_args, "--build-arg"):
-        name, eq, value = item.partition("=")
-        if not name:
-            continue  # docker refuses it
-        if eq:
-            values[name] = value
-        elif name in environ:
-            values[name] = environ[name]
-    return values
+# --- Lines -----------------------------------------------------------------
 
 
-def build_platform(
-    build_args: Sequence[str], environ: Mapping[str, str] | None = None
-) -> str | None:
-    """The build's --platform (the last one wins), else DOCKER_DEFAULT_PLATFORM."""
-    values = _option_values(build_args, "--platform")
-    if values:
-        return values[-1] or None
-    if environ is not None:
-        return environ.get("DOCKER_DEFAULT_PLATFORM") or None
-    return None
-
-
-def build_target(build_args: Sequence[str]) -> str | None:
-    """The build's --target stage (the last one wins), if any."""
-    values = _option_values(build_args, "--target")
-    return values[-1] if values and values[-1] else None
+def _lines(dockerfile: str) -> list[str]:
+    """The lines as docker's scanner reads them: split at \\n only, BOM dropped."""
+    lines = dockerfile.split("\n")
+    if not lines[-1]:
+        lines.pop()  # the text after the last newline
+    # A char is at most 4 bytes: only long lines need encoding to be measured.
+    if lines and max(map(len, lines)) > _MAX_LINE_BYTES // 4:
+        for number, text in enumerate(lines, 1):
+            if len(text.encode("utf-8", "replace")) > _MAX_LINE_BYTES:
+                raise DockerfileError(
+                    f"line {number}: dockerfile line greater than max allowed size of "
+                    f"{_MAX_LINE_BYTES}"
+                )
+    if lines:
+        lines[0] = lines[0].removeprefix("\ufeff")
+    return lines
 
 
 # --- Parser directives -----------------------------------------------------
 
-_DIRECTIVE = re.compile(r"([a-zA-Z][a-zA-Z0-9]*)[\t\n\f\r ]*=[\t\n\f\r ]*(.+?)[\t\n\f\r ]*")
 _DIRECTIVE_NAMES = frozenset({"syntax", "escape", "check"})
+
+
+def _directive(text: str) -> tuple[str, str] | None:
+    """(name, value) of `name = value`, as directiveRegexp
+    `^([a-zA-Z][a-zA-Z0-9]*)\\s*=\\s*(.+?)\\s*$` matches it."""
+    end = 0
+    while end < len(text) and text[end] in (_ASCII_ALNUM if end else _ASCII_LETTERS):
+        end += 1
+    equals = end
+    while equals < len(text) and text[equals] in _DIRECTIVE_SPACE:
+        equals += 1
+    if not end or equals == len(text) or text[equals] != "=":
+        return None
+    after = text[equals + 1 :]
+    # (.+?) needs one char: after nothing but blanks it is the last blank.
+    value = after.strip(_DIRECTIVE_SPACE) or after[-1:]
+    return (text[:end].lower(), value) if value else None
 
 
 class _Directives:
@@ -130,35 +131,33 @@ class _Directives:
         self.line += 1
         if self.done:
             return None
-        if not text.startswith(self.comment):
+        found = None
+        if text.startswith(self.comment):
+            found = _directive(text[len(self.comment) :].lstrip(_SPACE))
+        if not found or found[0] not in _DIRECTIVE_NAMES:
             self.done = True
             return None
-        match = _DIRECTIVE.fullmatch(text[len(self.comment) :].lstrip())
-        name = match.group(1).lower() if match else ""
-        if not match or name not in _DIRECTIVE_NAMES:
-            self.done = True
-            return None
-        if name in self.seen:
-            raise DockerfileError(f"line {self.line}: only one {name} parser directive can be used")
-        self.seen.add(name)
-        return name, match.group(2)
+        if found[0] in self.seen:
+            raise DockerfileError(
+                f"line {self.line}: only one {found[0]} parser directive can be used"
+            )
+        self.seen.add(found[0])
+        return found
 
 
-def _syntax_directive(dockerfile: str) -> tuple[str, int] | None:
+def _syntax_directive(lines: list[str]) -> tuple[str, int] | None:
     """The `# syntax=` image and its line, as BuildKit's DetectSyntax finds it.
 
     Unlike the instruction parser it skips a `#!` first line, and falls back
     to `// syntax=` (for other frontends); the JSON form is not read.
     """
-    lines = [line.rstrip("\r") for line in dockerfile.removeprefix("\ufeff").split("\n")]
-    first = 0
-    if lines and lines[0].startswith("#!"):
-        lines, first = lines[1:], 1
+    first = 1 if lines and lines[0].startswith("#!") else 0
     for comment in ("#", "//"):
         parser = _Directives(comment, first)
-        for text in lines:
+        for text in lines[first:]:
             try:
-                found = parser.parse(text)
+                # bufio.ScanLines drops one \r; the directive's \s* the rest.
+                found = parser.parse(text.removesuffix("\r"))
             except DockerfileError:
                 break  # docker keeps the directives before the repeated one
             if parser.done:
@@ -176,18 +175,18 @@ class _Instruction(NamedTuple):
     text: str  # continuation lines joined, comments inside dropped
 
 
-def _is_comment(text: str) -> bool:
-    return text.lstrip().startswith("#")
+def _trim_continuation(text: str, escape: str) -> tuple[str, bool]:
+    """The line without its continuation char, and whether it ends the instruction.
+
+    As docker's `([^E])E[ \\t]*$|^E[ \\t]*$`: the escape char E ending the line
+    (but for blanks) continues it, unless the char before it is E too.
+    """
+    body = text.rstrip(" \t")
+    if body.endswith(escape) and (len(body) == 1 or body[-2] != escape):
+        return body[:-1], False
+    return text, True
 
 
-def _continuation(escape: str) -> re.Pattern[str]:
-    # As docker's: the escape char ending a line continues it, unless the
-    # char before it is the escape char too.
-    e = re.escape(escape)
-    return re.compile(rf"([^{e}]){e}[ \t]*\Z|\A{e}[ \t]*\Z")
-
-
-_HEREDOC = re.compile(r"([0-9]*)<<(-?)[\t\n\f\r ]*([^<]*)", re.DOTALL)
 _HEREDOC_COMMANDS = frozenset({"run", "copy", "add"})
 
 
@@ -197,7 +196,13 @@ def _words(text: str, *, keep_quotes: bool) -> list[str]:  # noqa: PLR0912 (a le
     With keep_quotes the quotes and backslashes stay, and `<< EOF` is one
     word, as BuildKit's raw lexing gives them; without, they are removed.
     """
-    words: list[str] = []
+    # Without quotes, escapes or the chars str.split takes for spaces and
+    # Go does not, str.split is the lexer, unless a "<<" ends a word.
+    if not any(ch in text for ch in "'\"\\\x1c\x1d\x1e\x1f"):
+        words = text.split()
+        if not keep_quotes or not any(word.endswith("<<") for word in words):
+            return words
+    words = []
     word: list[str] = []
     in_word = False
     quote = ""
@@ -227,11 +232,11 @@ def _words(text: str, *, keep_quotes: bool) -> list[str]:  # noqa: PLR0912 (a le
             word.append(text[i])
             in_word = True
             i += 1
-        elif ch.isspace():
+        elif ch in _SPACE_SET:
             if in_word:
                 words.append("".join(word))
                 word, in_word = [], False
-        elif keep_quotes and text.startswith("<<", i - 1):
+        elif keep_quotes and ch == "<" and i < len(text) and text[i] == "<":
             # "<<" swallows the blanks after it into the same word.
             j = i + 1
             while j < len(text) and text[j] in " \t\r":
@@ -246,6 +251,22 @@ def _words(text: str, *, keep_quotes: bool) -> list[str]:  # noqa: PLR0912 (a le
     return words
 
 
+def _heredoc(word: str) -> tuple[str, bool] | None:
+    """(terminator, strip leading tabs) if the word opens a heredoc, as
+    reHeredoc `^(\\d*)<<(-?)\\s*([^<]*)$` and heredocFromMatch read it."""
+    if "<<" not in word:
+        return None
+    i = len(word) - len(word.lstrip(_ASCII_DIGITS))
+    if not word.startswith("<<", i):
+        return None
+    chomp = word.startswith("-", i + 2)
+    rest = word[i + 2 + chomp :].lstrip(_DIRECTIVE_SPACE)
+    if not rest or "<" in rest:
+        return None
+    names = _words(rest, keep_quotes=False)
+    return (names[0], chomp) if len(names) == 1 else None
+
+
 def _heredocs(text: str, escape: str) -> list[tuple[str, bool]]:
     """The (terminator, strip leading tabs) of each heredoc a RUN/COPY/ADD opens."""
     cmd, _, args = _split_command(text, escape)
@@ -253,98 +274,100 @@ def _heredocs(text: str, escape: str) -> list[tuple[str, bool]]:
     if cmd == "onbuild":
         cmd, _, args = _split_command(args, escape)
         cmd = cmd.lower()
-    if cmd not in _HEREDOC_COMMANDS or "<<" not in text:
+    if cmd not in _HEREDOC_COMMANDS:
         return []
     if args.startswith("["):  # the JSON form has no heredocs
         try:
             parsed = json.loads(args)
-        except ValueError:
+        except (ValueError, RecursionError):  # deep arrays are no list of strings either
             parsed = None
         if isinstance(parsed, list) and all(isinstance(x, str) for x in parsed):
             return []
-    found: list[tuple[str, bool]] = []
-    for word in _words(text, keep_quotes=True):
-        match = _HEREDOC.fullmatch(word)
-        if match and match.group(3):
-            names = _words(match.group(3), keep_quotes=False)
-            if len(names) == 1:
-                found.append((names[0], match.group(2) == "-"))
-    return found
+    return [found for word in _words(text, keep_quotes=True) if (found := _heredoc(word))]
 
 
-def _instructions(dockerfile: str) -> tuple[list[_Instruction], str]:
-    """The instructions and the escape char, as docker's parser.Parse reads them."""
-    lines = dockerfile.split("\n")
-    if lines and not lines[-1]:
-        lines.pop()  # the text after the last newline
-    if lines:
-        lines[0] = lines[0].removeprefix("\ufeff")
+def _escape_directive(lines: list[str]) -> tuple[str, int]:
+    """The escape char, and the first line after the parser directives."""
     directives = _Directives()
     escape = "\\"
-    continuation = _continuation(escape)
-
-    def directive(text: str) -> None:
-        nonlocal escape, continuation
-        found = directives.parse(text)
+    i = 0
+    while i < len(lines) and not directives.done:
+        found = directives.parse(lines[i].rstrip("\r\n").lstrip(_SPACE))
         if found and found[0] == "escape":
             if found[1] not in ("\\", "`"):
                 raise DockerfileError(
-                    f"line {directives.line}: invalid escape token {found[1]!r} "
-                    "does not match ` or \\"
+                    f"line {i + 1}: invalid escape token {found[1]!r} does not match ` or \\"
                 )
-            escape, continuation = found[1], _continuation(found[1])
+            escape = found[1]
+        if found:
+            i += 1  # else the line is read as any other
+    return escape, i
 
-    def trim(text: str) -> tuple[str, bool]:
-        """The line without its continuation char, and whether it ends the instruction."""
-        if continuation.search(text):
-            return continuation.sub(r"\1", text, count=1), False
-        return text, True
 
-    result: list[_Instruction] = []
-    i = 0
-    while i < len(lines):
-        text = lines[i].rstrip("\r\n").lstrip()
-        i += 1
-        directive(text)
-        start = i
-        body, ended = trim("" if _is_comment(text) else text)
-        if ended and not body:
-            continue  # blank line or comment
-        parts = [body]
-        while not ended and i < len(lines):
-            raw = lines[i]
+def _after_heredocs(lines: list[str], i: int, instruction: _Instruction, escape: str) -> int:
+    """The line after the bodies of the heredocs the instruction opens at line i."""
+    for name, chomp in _heredocs(instruction.text, escape):
+        while i < len(lines):
+            text = lines[i].rstrip("\r\n")
             i += 1
-            text = raw.rstrip("\r\n")
-            directive(text)
-            # docker drops comment and blank lines inside an instruction.
-            if _is_comment(raw) or not text.strip():
+            if (text.lstrip("\t") if chomp else text) == name:
+                break
+        else:
+            raise DockerfileError(f"line {instruction.line}: unterminated heredoc")
+    return i
+
+
+def _instructions(lines: list[str]) -> tuple[list[_Instruction], str]:
+    """The instructions that may be a FROM or an ARG, and the escape char, as
+    docker's parser.Parse reads them (others are only read for heredocs)."""
+    escape, i = _escape_directive(lines)
+    continuing = (escape, " ", "\t")
+    result: list[_Instruction] = []
+    while i < len(lines):
+        text = lines[i].rstrip("\r\n").lstrip(_SPACE)
+        i += 1
+        if not text or text[0] == "#":
+            continue  # blank line or comment
+        start = i
+        if text[-1] in continuing:
+            body, ended = _trim_continuation(text, escape)
+            if ended and not body:
                 continue
-            body, ended = trim(text)
-            parts.append(body)
-        instruction = _Instruction(start, "".join(parts))
-        result.append(instruction)
-        for name, chomp in _heredocs(instruction.text, escape):
-            while i < len(lines):
+            parts = [body]
+            while not ended and i < len(lines):
                 text = lines[i].rstrip("\r\n")
                 i += 1
-                if (text.lstrip("\t") if chomp else text) == name:
-                    break
-            else:
-                raise DockerfileError(f"line {start}: unterminated heredoc")
+                # docker drops comment and blank lines inside an instruction.
+                stripped = text.lstrip(_SPACE)
+                if not stripped or stripped[0] == "#":
+                    continue
+                body, ended = _trim_continuation(text, escape)
+                parts.append(body)
+            text = "".join(parts)
+        instruction = _Instruction(start, text)
+        if text[:3].lower() in ("fro", "arg"):  # the others need not be split
+            result.append(instruction)
+        if "<<" in text:
+            i = _after_heredocs(lines, i, instruction, escape)
     return result, escape
 
 
-_WHITESPACE = re.compile(r"[\t\v\f\r ]+")
+def _command(text: str) -> tuple[str, int]:
+    """The first word of a stripped instruction and where it ends."""
+    end = 0
+    while end < len(text) and text[end] not in _BLANKS:
+        end += 1
+    return text[:end], end
 
 
 def _split_command(text: str, escape: str) -> tuple[str, list[str], str]:
     """(command, flags, rest) as docker's splitCommand."""
-    parts = _WHITESPACE.split(text.strip(), maxsplit=1)
-    flags: list[str] = []
-    rest = ""
-    if len(parts) == 2:
-        rest, flags = _extract_flags(parts[1], escape)
-    return parts[0], flags, rest.strip()
+    text = text.strip(_SPACE)
+    command, end = _command(text)
+    if end == len(text):
+        return command, [], ""
+    rest, flags = _extract_flags(text[end:].lstrip(_BLANKS), escape)
+    return command, flags, rest.strip(_SPACE)
 
 
 def _extract_flags(text: str, escape: str) -> tuple[str, list[str]]:
@@ -352,14 +375,14 @@ def _extract_flags(text: str, escape: str) -> tuple[str, list[str]]:
     flags: list[str] = []
     i = 0
     while True:
-        while i < len(text) and text[i].isspace():
+        while i < len(text) and text[i] in _SPACE_SET:
             i += 1
         if not text.startswith("--", i):
             return text[i:], flags
         word: list[str] = []
         quote = ""
         blank_ok = False
-        while i < len(text) and (quote or not text[i].isspace()):
+        while i < len(text) and (quote or text[i] not in _SPACE_SET):
             ch = text[i]
             i += 1
             if quote and ch == quote:
@@ -383,6 +406,11 @@ def _extract_flags(text: str, escape: str) -> tuple[str, list[str]]:
             return "", flags
 
 
+def _split_blanks(text: str) -> list[str]:
+    """reWhitespace.Split of a stripped text (no empty words)."""
+    return [word for word in text.translate(_BLANKS_TO_SPACE).split(" ") if word]
+
+
 def _arg_words(text: str, escape: str) -> list[str]:  # noqa: PLR0912 (a lexer)
     """docker's parseWords: words keeping their quotes and escapes (for ARG)."""
     words: list[str] = []
@@ -394,7 +422,7 @@ def _arg_words(text: str, escape: str) -> list[str]:  # noqa: PLR0912 (a lexer)
         ch = text[i]
         i += 1
         if not in_word:
-            if ch.isspace():
+            if ch in _SPACE_SET:
                 continue
             in_word = True
         if quote:
@@ -408,7 +436,7 @@ def _arg_words(text: str, escape: str) -> list[str]:  # noqa: PLR0912 (a lexer)
                 i += 1
             word.append(ch)
             continue
-        if ch.isspace():
+        if ch in _SPACE_SET:
             if blank_ok or word:
                 words.append("".join(word))
             word, in_word, blank_ok = [], False, False
@@ -427,135 +455,409 @@ def _arg_words(text: str, escape: str) -> list[str]:  # noqa: PLR0912 (a lexer)
     return words
 
 
+# --- Shell patterns --------------------------------------------------------
+
+_STAR, _ANY = 0, 1  # the pattern parts that are not literal chars
+
+
+def _pattern_parts(pattern: str) -> list[int | str]:
+    """docker's convertShellPatternToRegex: `*` any run, `?` any char (neither
+    a newline, as Go's `.`), `\\` escaping `*`, `?` or `\\` (before `}` or `/`
+    it is dropped); other chars literal. `**` is kept as one `*`: both
+    match the same spans, greedy or not."""
+    parts: list[int | str] = []
+    i = 0
+    while i < len(pattern):
+        ch = pattern[i]
+        i += 1
+        if ch == "*":
+            if not parts or parts[-1] != _STAR:
+                parts.append(_STAR)
+            continue
+        if ch == "?":
+            parts.append(_ANY)
+            continue
+        if ch == "\\":
+            following = pattern[i : i + 1]
+            if following in ("}", "/"):
+                continue
+            if following not in ("*", "?", "\\"):
+                raise DockerfileError(
+                    f"invalid pattern ({pattern}) in substitution: "
+                    f"invalid escape '\\{following or chr(0xFFFD)}'"
+                )
+            ch = following
+            i += 1
+        parts.append(ch)
+    return parts
+
+
+def _reverse_pattern(pattern: str) -> str:
+    """BuildKit's reversePattern: reversed, each backslash kept before the char it escapes."""
+    tokens: list[str] = []
+    i = 0
+    while i < len(pattern):
+        step = 2 if pattern[i] == "\\" and i + 1 < len(pattern) else 1
+        tokens.append(pattern[i : i + step])
+        i += step
+    return "".join(reversed(tokens))
+
+
+class _Automaton:
+    """A pattern's NFA run bit-parallel: bit j of a state set means "the first
+    j parts matched". No `*` follows another, so one shift closes a set
+    under a `*`'s empty match. For these patterns (no alternation) Go's
+    leftmost-first match is the longest from its start with greedy stars,
+    the shortest with lazy ones, which is what a state set can tell."""
+
+    def __init__(self, parts: list[int | str]) -> None:
+        literals: dict[str, int] = {}
+        anychar = stars = 0
+        for j, part in enumerate(parts):
+            if isinstance(part, str):
+                literals[part] = literals.get(part, 0) | 1 << j
+            elif part == _STAR:
+                stars |= 1 << j
+            else:
+                anychar |= 1 << j
+        # The parts a char moves past; `*` and `?` take any char but a newline.
+        self.moves = {ch: bits | anychar for ch, bits in literals.items()}
+        self.moves["\n"] = literals.get("\n", 0)
+        self.other = anychar
+        self.stars = stars
+        self.accept = 1 << len(parts)
+        self.start = 1 | (stars & 1) << 1
+
+    def step(self, states: int, ch: str) -> int:
+        stars = self.stars
+        states = (states & self.moves.get(ch, self.other)) << 1 | (
+            states & stars if ch != "\n" else 0
+        )
+        return states | (states & stars) << 1
+
+    def prefix(self, chars: str, longest: bool) -> int:
+        """The length of the longest or shortest match at the start, or -1."""
+        states, accept = self.start, self.accept
+        end = 0 if states & accept else -1
+        if end == 0 and not longest:
+            return 0
+        for i, ch in enumerate(chars, 1):
+            states = self.step(states, ch)
+            if not states:
+                break
+            if states & accept:
+                end = i
+                if not longest:
+                    break
+        return end
+
+    def match_starts(self, value: str) -> bytearray:
+        """1 at each position where a match of the reversed parts ends when
+        this automaton is of the reversed parts: where a match starts."""
+        states, accept, start = self.start, self.accept, self.start
+        starts = bytearray(len(value) + 1)
+        starts[len(value)] = 1 if states & accept else 0
+        for i in range(len(value) - 1, -1, -1):
+            states = self.step(states, value[i]) | start
+            if states & accept:
+                starts[i] = 1
+        return starts
+
+    def longest_from(self, value: str, begin: int) -> int:
+        """The end of the longest match starting at begin (one is known to)."""
+        states, accept = self.start, self.accept
+        end = begin
+        i = begin
+        while states and i < len(value):
+            states = self.step(states, value[i])
+            i += 1
+            if states & accept:
+                end = i
+        return end
+
+
+def _trim(pattern: str, value: str, longest: bool, suffix: bool) -> str:
+    """${value#pattern} and ##, or %, %% with suffix: BuildKit's trimPrefix and
+    trimSuffix (which reverses both pattern and value)."""
+    if suffix:
+        length = _Automaton(_pattern_parts(_reverse_pattern(pattern))).prefix(value[::-1], longest)
+        return value[: len(value) - length] if length > 0 else value
+    length = _Automaton(_pattern_parts(pattern)).prefix(value, longest)
+    return value[length:] if length > 0 else value
+
+
+def _expand_template(template: str) -> list[str | None]:
+    """Go's Regexp.Expand of a ReplaceAllString template: `$0`/`${0}` the
+    match (None here), any other `$name` or `${name}` nothing (the regexp
+    has no groups), `$$` a `$`, a `$` that is neither itself."""
+    pieces: list[str | None] = []
+    i = 0
+    while (dollar := template.find("$", i)) >= 0:
+        pieces.append(template[i:dollar])
+        i = dollar + 1
+        if template.startswith("$", i):
+            pieces.append("$")
+            i += 1
+            continue
+        brace = template.startswith("{", i)
+        end = i + brace
+        while end < len(template) and (
+            template[end].isalpha() or template[end].isdecimal() or template[end] == "_"
+        ):
+            end += 1
+        name = template[i + brace : end]
+        if not name or (brace and not template.startswith("}", end)):
+            pieces.append("$")
+            continue
+        i = end + brace
+        if name == "0":
+            pieces.append(None)
+    pieces.append(template[i:])
+    return [piece for piece in pieces if piece != ""]
+
+
+def _replace(pattern: str, value: str, replacement: str, replace_all: bool, budget: _Budget) -> str:
+    """${value/pattern/replacement} and //: BuildKit's greedy, unanchored
+    regexp, the first match replaced as is, or Go's ReplaceAllString."""
+    parts = _pattern_parts(pattern)
+    forward, backward = _Automaton(parts), _Automaton(parts[::-1])
+    starts = backward.match_starts(value)
+    if not replace_all:
+        begin = starts.find(1)
+        if begin < 0:
+            return value
+        end = forward.longest_from(value, begin)
+        budget.spend(len(value) + len(replacement))
+        return value[:begin] + replacement + value[end:]
+    template = _expand_template(replacement)
+    out: list[str] = []
+    search = last_end = 0
+    while search <= len(value):
+        begin = starts.find(1, search)
+        if begin < 0:
+            break
+        end = forward.longest_from(value, begin)
+        out.append(value[last_end:begin])
+        # Go skips an empty match right after the previous match.
+        if end > last_end or begin == 0:
+            for piece in template:
+                out.append(value[begin:end] if piece is None else piece)
+                budget.spend(len(out[-1]))
+        last_end = end
+        # Go goes on at the match's end, and at least one char further.
+        search = max(search + 1, end)
+    out.append(value[last_end:])
+    budget.spend(len(value))
+    return "".join(out)
+
+
 # --- Variable expansion ----------------------------------------------------
 
 _SPECIAL_PARAMS = frozenset("@*#?-$!0")
-_PATTERN_SPECIAL = frozenset("[]{}.+()|^$")
+
+
+class _Budget:
+    """What expansion may copy and scan for one Dockerfile, in chars.
+
+    docker has no bound, but a few lines can ask for exabytes
+    (`ARG B=$A$A C=$B$B ...`); this allows far more than any real use.
+    """
+
+    def __init__(self, input_size: int) -> None:
+        self.limit = (1 << 24) + 16 * input_size
+        self.left = self.limit
+
+    def spend(self, chars: int) -> None:
+        self.left -= chars
+        if self.left < 0:
+            raise DockerfileError(f"expansions copy more than {self.limit} characters")
+
+    def join(self, pieces: list[str]) -> str:
+        if len(pieces) == 1:
+            return pieces[0]  # no copy
+        self.spend(sum(map(len, pieces)))
+        return "".join(pieces)
+
+
+_TOP, _QUOTED, _MODIFIED, _PATTERN, _REPLACEMENT = range(5)
+
+
+class _Frame:
+    """An open construct of a word: the word itself (_TOP), "...", or the
+    word inside ${name<modifier>...} (for / first the pattern, then the
+    replacement). BuildKit recurses; this is its stack, made explicit."""
+
+    __slots__ = ("kind", "modifier", "name", "out", "pattern", "raw_escapes")
+
+    def __init__(
+        self, kind: int, raw_escapes: bool, name: str = "", modifier: str = "", pattern: str = ""
+    ) -> None:
+        self.kind, self.raw_escapes = kind, raw_escapes
+        self.name, self.modifier, self.pattern = name, modifier, pattern
+        self.out: list[str] = []
 
 
 class _Expander:
     """docker's shell.Lex ProcessWord: quotes removed, escapes and $ expanded."""
 
-    def __init__(self, text: str, env: Mapping[str, str], escape: str) -> None:
-        self.text, self.env, self.escape = text, env, escape
+    def __init__(self, text: str, env: Mapping[str, str], escape: str, budget: _Budget) -> None:
+        self.text, self.env, self.escape, self.budget = text, env, escape, budget
         self.pos = 0
+        self.stack = [_Frame(_TOP, False)]
 
-    def peek(self) -> str:
-        return self.text[self.pos] if self.pos < len(self.text) else ""
+    def fail(self, message: str) -> DockerfileError:
+        """The error as docker reports it: a `${` open at the end of the
+        text turns any error into its own (the outermost one's wins)."""
+        if self.pos >= len(self.text):
+            for frame in self.stack:
+                if frame.kind == _PATTERN:
+                    return DockerfileError("syntax error: missing '/' in ${}")
+                if frame.kind in (_MODIFIED, _REPLACEMENT):
+                    return DockerfileError("syntax error: missing '}'")
+        return DockerfileError(message)
 
-    def next(self) -> str:
-        ch = self.peek()
-        self.pos += 1
-        return ch
+    def expand(self) -> str:
+        try:
+            return self.run()
+        except DockerfileError as e:
+            raise self.fail(str(e)) from None
 
-    def until(self, stop: str, raw_escapes: bool) -> str:
-        """Up to `stop` (consumed), or to the end when stop is ""."""
-        out: list[str] = []
-        while self.pos < len(self.text):
-            ch = self.peek()
-            if stop and ch == stop:
+    def run(self) -> str:  # noqa: PLR0912 (a lexer)
+        text, escape, stack = self.text, self.escape, self.stack
+        while True:
+            frame = stack[-1]
+            out = frame.out
+            ch = text[self.pos] if self.pos < len(text) else ""
+            if frame.kind == _QUOTED:
+                self.quoted(frame, ch)
+                continue
+            stop = "/" if frame.kind == _PATTERN else "}" if frame.kind != _TOP else ""
+            if not ch:
+                if not stop:
+                    return self.budget.join(out) if out else ""
+                raise DockerfileError(
+                    f"unexpected end of statement while looking for matching {stop}"
+                )
+            if ch == stop:
                 self.pos += 1
-                return "".join(out)
-            if ch == "$":
-                out.append(self.dollar())
+                stack.pop()
+                self.close(frame)
+            elif ch == "$":
+                self.dollar()
             elif ch == "'":
-                out.append(self.single_quoted())
+                end = text.find("'", self.pos + 1)
+                if end < 0:
+                    self.pos = len(text)  # read to the end, as docker's scanner
+                    raise DockerfileError(
+                        "unexpected end of statement while looking for matching single-quote"
+                    )
+                out.append(text[self.pos + 1 : end])
+                self.pos = end + 1
             elif ch == '"':
-                out.append(self.double_quoted(raw_escapes))
+                self.pos += 1
+                stack.append(_Frame(_QUOTED, frame.raw_escapes))
             else:
                 self.pos += 1
-                if ch == self.escape:
-                    if raw_escapes:
+                if ch == escape:
+                    if frame.raw_escapes:
                         out.append(ch)
-                    if self.pos == len(self.text):
-                        break
-                    ch = self.next()
+                    if self.pos == len(text):
+                        continue  # the end: dropped, or missing the stop
+                    ch = text[self.pos]
+                    self.pos += 1
                 out.append(ch)
-        if stop:
-            raise DockerfileError(f"unexpected end of statement while looking for matching {stop}")
-        return "".join(out)
 
-    def single_quoted(self) -> str:
-        self.pos += 1
-        end = self.text.find("'", self.pos)
-        if end < 0:
+    def quoted(self, frame: _Frame, ch: str) -> None:
+        """One step inside "...": only $ and the escape char are special."""
+        if not ch:
             raise DockerfileError(
-                "unexpected end of statement while looking for matching single-quote"
+                "unexpected end of statement while looking for matching double-quote"
             )
-        value = self.text[self.pos : end]
-        self.pos = end + 1
-        return value
-
-    def double_quoted(self, raw_escapes: bool) -> str:
-        self.pos += 1
-        out: list[str] = []
-        while True:
-            ch = self.peek()
-            if not ch:
-                raise DockerfileError(
-                    "unexpected end of statement while looking for matching double-quote"
-                )
-            if ch == '"':
-                self.pos += 1
-                return "".join(out)
-            if ch == "$":
-                out.append(self.dollar())
-                continue
+        if ch == '"':
             self.pos += 1
-            if ch == self.escape:
-                if raw_escapes:
-                    out.append(ch)
-                following = self.peek()
-                if not following:
-                    continue
-                if following in ('"', "$", self.escape):
-                    ch = self.next()
-            out.append(ch)
+            self.stack.pop()
+            self.stack[-1].out.append(self.budget.join(frame.out) if frame.out else "")
+            return
+        if ch == "$":
+            self.dollar()
+            return
+        self.pos += 1
+        if ch == self.escape:
+            if frame.raw_escapes:
+                frame.out.append(ch)
+            following = self.text[self.pos : self.pos + 1]
+            if not following:
+                return
+            if following in ('"', "$", self.escape):
+                ch = following
+                self.pos += 1
+        frame.out.append(ch)
 
     def name(self) -> str:
-        start = self.pos
-        ch = self.peek()
+        text, start = self.text, self.pos
+        ch = text[start : start + 1]
         if ch.isdecimal():
-            while self.peek().isdecimal():
+            while self.pos < len(text) and text[self.pos].isdecimal():
                 self.pos += 1
-            return self.text[start : self.pos]
-        if ch in _SPECIAL_PARAMS and ch:
+        elif ch in _SPECIAL_PARAMS and ch:
             self.pos += 1
-            return ch
-        while (ch := self.peek()) and (ch.isalnum() or ch == "_"):
-            self.pos += 1
-        return self.text[start : self.pos]
+        else:
+            # Go's unicode.IsLetter and IsDigit: isalnum takes more.
+            while self.pos < len(text) and (
+                (ch := text[self.pos]).isalpha() or ch.isdecimal() or ch == "_"
+            ):
+                self.pos += 1
+        return text[start : self.pos]
 
-    def dollar(self) -> str:
+    def dollar(self) -> None:
+        """After a `$`: a value appended, or a ${...} frame opened."""
+        text, out = self.text, self.stack[-1].out
         self.pos += 1
-        if self.peek() != "{":
+        if not text.startswith("{", self.pos):
             name = self.name()
-            return self.env.get(name, "") if name else "$"
+            out.append(self.env.get(name, "") if name else "$")
+            return
         self.pos += 1
-        if not self.peek():
+        if self.pos == len(text):
             raise DockerfileError("syntax error: missing '}'")
-        if self.peek() in "{}:":
+        if text[self.pos] in "{}:":
             raise DockerfileError("syntax error: bad substitution")
         name = self.name()
-        ch = self.next()
-        if ch == "}":
-            return self.env.get(name, "")
-        if ch == "/":
-            return self.replace(name)
-        if not ch:
+        if self.pos == len(text):
             raise DockerfileError("syntax error: missing '}'")
+        ch = text[self.pos]
+        self.pos += 1
+        if ch == "}":
+            out.append(self.env.get(name, ""))
+            return
+        if ch == "/":
+            replace_all = text.startswith("/", self.pos)
+            self.pos += replace_all
+            self.stack.append(_Frame(_PATTERN, True, name, "//" if replace_all else "/"))
+            return
         modifier = ch
-        null_is_unset = ch == ":"
-        if null_is_unset:
-            ch = self.next()
+        if ch == ":":
+            ch = text[self.pos : self.pos + 1]
+            self.pos += 1 if ch else 0
             modifier += ch
+            if ch and ch in "#%":
+                raise DockerfileError(f"unsupported modifier ({modifier}) in substitution")
         elif ch not in "+-?#%":
             raise DockerfileError(f"unsupported modifier ({modifier}) in substitution")
-        raw_escapes = ch != "" and ch in "#%"
-        if null_is_unset and raw_escapes:
-            raise DockerfileError(f"unsupported modifier ({modifier}) in substitution")
-        word = self.word_until("}", raw_escapes)
-        return self.modify(name, modifier, word)
+        self.stack.append(_Frame(_MODIFIED, ch != "" and ch in "#%", name, modifier))
+
+    def close(self, frame: _Frame) -> None:
+        """A ${...} word ended: its result goes to the enclosing frame."""
+        word = self.budget.join(frame.out) if frame.out else ""
+        if frame.kind == _PATTERN:
+            self.stack.append(_Frame(_REPLACEMENT, True, frame.name, frame.modifier, word))
+            return
+        value = self.env.get(frame.name, "")
+        if frame.kind == _REPLACEMENT:
+            result = _replace(frame.pattern, value, word, frame.modifier == "//", self.budget)
+        else:
+            result = self.modify(frame.name, frame.modifier, word)
+        self.stack[-1].out.append(result)
 
     def modify(self, name: str, modifier: str, word: str) -> str:
         """${name<modifier>word}: the modifier being -, +, ?, #, %, ## or %%, maybe after :."""
@@ -574,162 +876,46 @@ class _Expander:
             return value
         if ch not in "#%":
             raise DockerfileError(f"unsupported modifier ({modifier}) in substitution")
-        greedy = word.startswith(ch)
-        if greedy:
-            word = word[1:]
-        if ch == "#":
-            return _trim_prefix(word, value, greedy)
-        return _trim_prefix(_reverse_pattern(word), value[::-1], greedy)[::-1]
-
-    def word_until(self, stop: str, raw_escapes: bool) -> str:
-        try:
-            return self.until(stop, raw_escapes)
-        except DockerfileError:
-            if not self.peek():
-                raise DockerfileError(f"syntax error: missing '{stop}'") from None
-            raise
-
-    def replace(self, name: str) -> str:
-        """${name/pattern/replacement}, or // for all."""
-        replace_all = self.peek() == "/"
-        if replace_all:
-            self.pos += 1
-        pattern = self.word_until("/", True)
-        replacement = self.word_until("}", True)
-        regex = _pattern_regex(pattern, greedy=True)
-        value = self.env.get(name, "")
-        return regex.sub(lambda _: replacement, value, count=0 if replace_all else 1)
+        longest = word.startswith(ch)
+        self.budget.spend(len(value))
+        return _trim(word[1:] if longest else word, value, longest, ch == "%")
 
 
-def _pattern_regex(pattern: str, *, greedy: bool, anchored: bool = False) -> re.Pattern[str]:
-    """docker's convertShellPatternToRegex: `*`, `?` and backslash escapes."""
-    out = ["^"] if anchored else []
-    i = 0
-    while i < len(pattern):
-        ch = pattern[i]
-        i += 1
-        if ch == "*":
-            out.append(".*" if greedy else ".*?")
-        elif ch == "?":
-            out.append(".")
-        elif ch == "\\":
-            following = pattern[i] if i < len(pattern) else ""
-            if following in ("}", "/"):
-                continue
-            if following not in ("*", "?", "\\"):
-                raise DockerfileError(f"invalid pattern ({pattern}) in substitution")
-            out.append(re.escape(following))
-            i += 1
-        else:
-            out.append(re.escape(ch))
-    return re.compile("".join(out), re.DOTALL)
-
-
-def _trim_prefix(pattern: str, value: str, greedy: bool) -> str:
-    match = _pattern_regex(pattern, greedy=greedy, anchored=True).search(value)
-    return value[match.end() :] if match else value
-
-
-def _reverse_pattern(pattern: str) -> str:
-    """The pattern reversed, each backslash escape kept before its char."""
-    tokens: list[str] = []
-    i = 0
-    while i < len(pattern):
-        step = 2 if pattern[i] == "\\" and i + 1 < len(pattern) else 1
-        tokens.append(pattern[i : i + step])
-        i += step
-    return "".join(reversed(tokens))
-
-
-def _expand(text: str, env: Mapping[str, str], escape: str, line: int) -> str:
+def _expand(text: str, env: Mapping[str, str], escape: str, line: int, budget: _Budget) -> str:
+    if "$" not in text and "'" not in text and '"' not in text and escape not in text:
+        return text  # nothing to expand or remove
+    # The usual $NAME or ${NAME}: an ASCII identifier is a name to docker too.
+    name = text[2:-1] if text.startswith("${") and text.endswith("}") else text[1:]
+    if text[0] == "$" and name.isascii() and name.isidentifier():
+        return env.get(name, "")
     try:
-        return _Expander(text, env, escape).until("", False)
+        return _Expander(text, env, escape, budget).expand()
     except DockerfileError as e:
-        raise DockerfileError(f"line {line}: {e} in {text!r}") from None
+        shown = text if len(text) <= 200 else text[:200] + "..."
+        raise DockerfileError(f"line {line}: {e} in {shown!r}") from None
 
 
-# --- Platforms -------------------------------------------------------------
-
-_KNOWN_OS = frozenset(
-    {"aix", "android", "darwin", "dragonfly", "freebsd", "hurd", "illumos", "ios", "js"}
-    | {"linux", "nacl", "netbsd", "openbsd", "plan9", "solaris", "wasip1", "windows", "zos"}
-)
-
-
-def _normalize_arch(arch: str, variant: str) -> tuple[str, str]:
-    """containerd's normalizeArch: aliases to GOARCH, default arm variant."""
-    arch, variant = arch.lower(), variant.lower()
-    if arch == "i386":
-        return "386", ""
-    if arch in ("x86_64", "x86-64", "amd64"):
-        return "amd64", "" if variant == "v1" else variant
-    if arch in ("aarch64", "arm64"):
-        if variant in ("8", "v8", "v8.0"):
-            variant = ""
-        elif variant in ("9", "9.0", "v9.0"):
-            variant = "v9"
-        return "arm64", variant
-    if arch == "armhf":
-        return "arm", "v7"
-    if arch == "armel":
-        return "arm", "v6"
-    if arch == "arm":
-        if variant in ("", "7"):
-            variant = "v7"
-        elif variant in ("5", "6", "8"):
-            variant = "v" + variant
-    return arch, variant
-
-
-def _parse_platform(spec: str, default: tuple[str, str, str]) -> tuple[str, str, str]:
-    """(os, arch, variant) of `os[/arch[/variant]]` or `arch`, normalized."""
-    parts = spec.strip().split("/")
-    if len(parts) == 1:
-        os_name = parts[0].lower()
-        if os_name == "macos":
-            os_name = "darwin"
-        if os_name in _KNOWN_OS:
-            return os_name, default[1], default[2]
-        return (default[0], *_normalize_arch(parts[0], ""))
-    os_name = parts[0].lower()
-    if os_name == "macos":
-        os_name = "darwin"
-    return (os_name, *_normalize_arch(parts[1], parts[2] if len(parts) > 2 else ""))
-
-
-def normalize_platform(spec: str) -> tuple[str, str, str]:
-    """(os, architecture, variant) as docker compares platforms: lower case,
-    aliases (x86_64 -> amd64, aarch64 and arm64/v8 -> arm64, arm -> arm/v7),
-    an architecture alone meaning linux/<arch>, the first of a list."""
-    return _parse_platform(spec.partition(",")[0], ("linux", "", ""))
-
-
-def _format_platform(platform: tuple[str, str, str]) -> str:
-    return "/".join(part for part in platform if part)
+# --- Automatic platform args -----------------------------------------------
 
 
 def _automatic_args(
-    engine_platform: str,
-    platform: str | None,
+    build_platform: tuple[str, str, str],
+    target_platform: tuple[str, str, str],
     build_args: Mapping[str, str],
     target_stage: str,
 ) -> dict[str, str]:
     """BuildKit's global BUILD*/TARGET* args; build args override them undeclared."""
-    build = _parse_platform(engine_platform, ("linux", "amd64", ""))
-    # A list (buildx multi-platform) builds once per entry; these args are
-    # the first entry's.
-    target = _parse_platform(platform.split(",")[0], build) if platform else build
     args = {
-        "BUILDPLATFORM": _format_platform(build),
-        "BUILDOS": build[0],
+        "BUILDPLATFORM": _format_platform(build_platform),
+        "BUILDOS": build_platform[0],
         "BUILDOSVERSION": "",
-        "BUILDARCH": build[1],
-        "BUILDVARIANT": build[2],
-        "TARGETPLATFORM": _format_platform(target),
-        "TARGETOS": target[0],
+        "BUILDARCH": build_platform[1],
+        "BUILDVARIANT": build_platform[2],
+        "TARGETPLATFORM": _format_platform(target_platform),
+        "TARGETOS": target_platform[0],
         "TARGETOSVERSION": "",
-        "TARGETARCH": target[1],
-        "TARGETVARIANT": target[2],
+        "TARGETARCH": target_platform[1],
+        "TARGETVARIANT": target_platform[2],
         "TARGETSTAGE": target_stage,
     }
     return {name: build_args.get(name, value) for name, value in args.items()}
@@ -737,7 +923,7 @@ def _automatic_args(
 
 # --- FROM and the meta-args ------------------------------------------------
 
-_STAGE_NAME = re.compile(r"[a-z][a-z0-9\-_.]*")
+_STAGE_NAME_CHARS = "abcdefghijklmnopqrstuvwxyz0123456789-_."
 
 
 class _Stage(NamedTuple):
@@ -760,11 +946,12 @@ def _parse_from(line: int, flags: list[str], args: str) -> _Stage:
         if not eq:
             raise DockerfileError(f"line {line}: FROM: missing a value on flag: {name}")
         platform = value
-    words = _WHITESPACE.split(args) if args else []
+    words = _split_blanks(args)
     stage = ""
-    if len(words) == 3 and words[1].lower() == "as":
+    # Go's strings.EqualFold: casefold, as U+017F (long s) is an s there too.
+    if len(words) == 3 and words[1].casefold() == "as":
         stage = words[2].lower()
-        if not _STAGE_NAME.fullmatch(stage):
+        if not ("a" <= stage[:1] <= "z" and not stage.lstrip(_STAGE_NAME_CHARS)):
             raise DockerfileError(
                 f"line {line}: invalid name for build stage: {words[2]!r}, "
                 "name can't start with a number or contain symbols"
@@ -794,27 +981,31 @@ def _parse_arg(line: int, args: str, escape: str) -> list[tuple[str, str | None]
     return pairs
 
 
-def _syntax_image(dockerfile: str, build_args: Mapping[str, str]) -> BaseImage | None:
+def _syntax_image(
+    lines: list[str], build_args: Mapping[str, str], build_platform: str
+) -> BaseImage | None:
     """The frontend image: BUILDKIT_SYNTAX from the build args, else `# syntax=`."""
     found: tuple[str, int] | None
     if "BUILDKIT_SYNTAX" in build_args:
         value = build_args["BUILDKIT_SYNTAX"].strip()
         found = (value.split(" ", 1)[0], 0) if value else None
     else:
-        found = _syntax_directive(dockerfile)
+        found = _syntax_directive(lines)
     # dockerfile.v0 names the frontend built into BuildKit: nothing to pull.
     if not found or not found[0] or found[0] == "dockerfile.v0":
         return None
     name, line = found
-    return BaseImage(name, None, line, "syntax", "@sha256:" in name)
+    return BaseImage(name, build_platform, line, "@sha256:" in name)
 
 
-def _read(dockerfile: str) -> tuple[list[_MetaArg], list[_Stage], str]:
+def _read(lines: list[str]) -> tuple[list[_MetaArg], list[_Stage], str]:
     """The ARGs before the first FROM, the FROMs, and the escape char."""
-    instructions, escape = _instructions(dockerfile)
+    instructions, escape = _instructions(lines)
     meta_args: list[_MetaArg] = []
     stages: list[_Stage] = []
     for instruction in instructions:
+        if stages and instruction.text[:3].lower() == "arg":
+            continue  # not a meta-arg
         command, flags, args = _split_command(instruction.text, escape)
         command = command.lower()
         if command == "from":
@@ -828,49 +1019,52 @@ def _read(dockerfile: str) -> tuple[list[_MetaArg], list[_Stage], str]:
 def base_images(
     dockerfile: str,
     build_args: Mapping[str, str],
-    platform: str | None,
-    engine_platform: str,
+    build_platform: tuple[str, str, str],
+    target_platform: tuple[str, str, str],
     *,
-    target: str | None = None,
+    target_stage: str | None = None,
 ) -> list[BaseImage]:
     """The images the build pulls, in order: the frontend, then one per FROM of an image.
 
-    build_args: from build_arg_values; platform: from build_platform;
-    engine_platform: the daemon's "os/arch[/variant]"; target: from
-    build_target (only TARGETSTAGE depends on it). A FROM of an earlier
-    stage or of scratch is no image. Raises DockerfileError on what docker
-    would refuse in the parser directives, an ARG before the first FROM, or
-    a FROM.
+    build_args: the --build-arg values docker sends (name -> value);
+    build_platform: the engine's (os, architecture, variant), normalized,
+    for BUILDPLATFORM and the other BUILD* args; target_platform: the
+    build's (the first of a --platform list, else the engine's), normalized,
+    for TARGETPLATFORM and the other TARGET* args; target_stage: --target
+    (only TARGETSTAGE depends on it). A FROM of an earlier stage or of
+    scratch is no image. Raises DockerfileError on what docker would refuse
+    in the lines, the parser directives, an ARG before the first FROM, or a
+    FROM.
     """
-    syntax = _syntax_image(dockerfile, build_args)
+    lines = _lines(dockerfile)
+    syntax = _syntax_image(lines, build_args, _format_platform(build_platform))
     images = [syntax] if syntax else []
-    meta_args, stages, escape = _read(dockerfile)
+    meta_args, stages, escape = _read(lines)
 
-    target_stage = target or (stages[-1].name if stages else "") or "default"
-    env = _automatic_args(engine_platform, platform, build_args, target_stage)
+    stage_name = target_stage or (stages[-1].name if stages else "") or "default"
+    env = _automatic_args(build_platform, target_platform, build_args, stage_name)
+    budget = _Budget(len(dockerfile) + sum(len(k) + len(v) for k, v in build_args.items()))
     # One at a time: a default sees the args declared before it.
     for arg in meta_args:
         if arg.name in build_args:
             env[arg.name] = build_args[arg.name]
         elif arg.default is not None:
-            env[arg.name] = _expand(arg.default, env, escape, arg.line)
+            env[arg.name] = _expand(arg.default, env, escape, arg.line, budget)
 
     stage_names: set[str] = set()
     for stage in stages:
-        name = _expand(stage.base, env, escape, stage.line)
+        name = _expand(stage.base, env, escape, stage.line, budget)
         if not name:
             raise DockerfileError(
                 f"line {stage.line}: base name ({stage.base}) should not be blank"
             )
-        from_platform = _expand(stage.platform, env, escape, stage.line)
-        if stage.platform and not from_platform:
+        platform = _expand(stage.platform, env, escape, stage.line, budget)
+        if stage.platform and not platform:
             raise DockerfileError(
                 f"line {stage.line}: empty platform value from expression {stage.platform}"
             )
         if name.lower() not in stage_names and name != "scratch":
-            images.append(
-                BaseImage(name, from_platform or platform, stage.line, "from", "@sha256:" in name)
-            )
+            images.append(BaseImage(name, platform or None, stage.line, "@sha256:" in name))
         if stage.name:
             stage_names.add(stage.name)
     return images

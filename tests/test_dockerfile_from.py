@@ -1,32 +1,40 @@
-"""Tests for dockerfile_from: a Dockerfile's base images, read as docker (BuildKit) does."""
+"""Tests for dockerfile_from: a Dockerfile's base images, read as docker (BuildKit) does.
+
+Expansion and the parser's regular expressions are checked against results
+recorded from BuildKit's Go code (tests/buildkit_lex.py); inputs that made
+earlier versions run for minutes or recurse past Python's limit run with a
+deadline, so that a regression fails within seconds.
+"""
 
 from __future__ import annotations
 
+import threading
+import time
 import unittest
+from collections.abc import Callable, Mapping
+from functools import partial
+from typing import TypeVar
 
-from dockerfile_from import (
-    BaseImage,
-    DockerfileError,
-    base_images,
-    build_arg_values,
-    build_platform,
-    build_target,
-)
+import dockerfile_from
+from dockerfile_from import BaseImage, DockerfileError, base_images
+from tests.buildkit_lex import EXPANSIONS, PARSER_REGEXPS
 
-ENGINE = "linux/amd64"
+T = TypeVar("T")
+
+ENGINE = ("linux", "amd64", "")
 DIGEST = "sha256:" + "0123456789abcdef" * 4
 
 
 def F(line: int, name: str, platform: str | None = None, pinned: bool = False) -> BaseImage:
-    return BaseImage(name, platform, line, "from", pinned)
+    return BaseImage(name, platform, line, pinned)
 
 
 def S(line: int, name: str) -> BaseImage:
-    return BaseImage(name, None, line, "syntax", False)
+    return BaseImage(name, "linux/amd64", line, False)
 
 
-# (what it shows, Dockerfile, build args, the build's --platform, expected)
-Case = tuple[str, str, dict[str, str], str | None, list[BaseImage]]
+# (what it shows, Dockerfile, build args, the target platform (None: the engine's), expected)
+Case = tuple[str, str, dict[str, str], tuple[str, str, str] | None, list[BaseImage]]
 
 CASES: list[Case] = [
     # --- parser directives
@@ -77,7 +85,7 @@ CASES: list[Case] = [
         "# syntax=docker/dockerfile:1\nFROM a\n",
         {"BUILDKIT_SYNTAX": "example/frontend:2"},
         None,
-        [BaseImage("example/frontend:2", None, 0, "syntax", False), F(2, "a")],
+        [S(0, "example/frontend:2"), F(2, "a")],
     ),
     (
         "BUILDKIT_SYNTAX=dockerfile.v0 is the built-in frontend",
@@ -195,18 +203,18 @@ CASES: list[Case] = [
     ),
     # --- automatic platform args
     (
-        "BUILDPLATFORM is the engine's; the build's --platform applies elsewhere",
+        "BUILDPLATFORM is the engine's; the target applies elsewhere",
         "FROM --platform=$BUILDPLATFORM golang:1 AS build\nFROM alpine\n",
         {},
-        "linux/arm64",
-        [F(1, "golang:1", "linux/amd64"), F(2, "alpine", "linux/arm64")],
+        ("linux", "arm64", ""),
+        [F(1, "golang:1", "linux/amd64"), F(2, "alpine")],
     ),
     (
         "TARGET* args from the build's --platform",
         "FROM img:${TARGETOS}-${TARGETARCH}-${TARGETVARIANT}-${TARGETPLATFORM}\n",
         {},
-        "linux/arm/v7",
-        [F(1, "img:linux-arm-v7-linux/arm/v7", "linux/arm/v7")],
+        ("linux", "arm", "v7"),
+        [F(1, "img:linux-arm-v7-linux/arm/v7")],
     ),
     (
         "TARGET* args default to the engine's platform",
@@ -216,11 +224,11 @@ CASES: list[Case] = [
         [F(1, "img:amd64-linux")],
     ),
     (
-        "platform aliases are normalized",
+        "TARGETARCH is the target's, BUILDARCH the engine's",
         "FROM img:${TARGETARCH}-${BUILDARCH}\n",
         {},
-        "linux/aarch64",
-        [F(1, "img:arm64-amd64", "linux/aarch64")],
+        ("linux", "arm64", ""),
+        [F(1, "img:arm64-amd64")],
     ),
     (
         "build args override the platform args without declaring them",
@@ -295,8 +303,8 @@ CASES: list[Case] = [
         "FROM --platform expanded; an empty flag is none",
         "ARG P=linux/arm64\nFROM --platform=$P a\nFROM --platform= b\n",
         {},
-        "linux/s390x",
-        [F(2, "a", "linux/arm64"), F(3, "b", "linux/s390x")],
+        ("linux", "s390x", ""),
+        [F(2, "a", "linux/arm64"), F(3, "b")],
     ),
     (
         "the line of a continued FROM is its first",
@@ -378,16 +386,27 @@ ERRORS: list[tuple[str, str, int, str]] = [
 ]
 
 
+def images(
+    dockerfile: str,
+    args: Mapping[str, str] | None = None,
+    target: tuple[str, str, str] | None = None,
+    *,
+    build: tuple[str, str, str] = ENGINE,
+    target_stage: str | None = None,
+) -> list[BaseImage]:
+    return base_images(dockerfile, args or {}, build, target or build, target_stage=target_stage)
+
+
 class BaseImagesTest(unittest.TestCase):
     def test_cases(self) -> None:
-        for what, dockerfile, args, platform, expected in CASES:
+        for what, dockerfile, args, target, expected in CASES:
             with self.subTest(what):
-                self.assertEqual(base_images(dockerfile, args, platform, ENGINE), expected)
+                self.assertEqual(images(dockerfile, args, target), expected)
 
     def test_errors(self) -> None:
         for what, dockerfile, line, word in ERRORS:
             with self.subTest(what), self.assertRaises(DockerfileError) as caught:
-                base_images(dockerfile, {}, None, ENGINE)
+                images(dockerfile)
             message = str(caught.exception)
             self.assertIn(f"line {line}:", message, what)
             self.assertIn(word, message, what)
@@ -396,73 +415,244 @@ class BaseImagesTest(unittest.TestCase):
     def test_error_is_value_error(self) -> None:
         self.assertTrue(issubclass(DockerfileError, ValueError))
 
-    def test_engine_platform(self) -> None:
-        images = base_images(
-            "FROM a:$BUILDARCH$BUILDVARIANT-$TARGETPLATFORM\n", {}, None, "linux/arm"
+    def test_build_platform(self) -> None:
+        found = images(
+            "FROM a:$BUILDARCH$BUILDVARIANT-$TARGETPLATFORM\n", build=("linux", "arm", "v7")
         )
-        self.assertEqual(images, [F(1, "a:armv7-linux/arm/v7")])
+        self.assertEqual(found, [F(1, "a:armv7-linux/arm/v7")])
 
-    def test_multi_platform_takes_the_first_for_args(self) -> None:
-        images = base_images("FROM a:$TARGETARCH\n", {}, "linux/arm64,linux/amd64", ENGINE)
-        self.assertEqual(images, [F(1, "a:arm64", "linux/arm64,linux/amd64")])
+    def test_the_frontend_is_pulled_for_the_build_platform(self) -> None:
+        found = images("# syntax=d/f:1\nFROM a\n", target=("linux", "arm64", ""))
+        self.assertEqual(found, [S(1, "d/f:1"), F(2, "a")])
 
     def test_target_stage(self) -> None:
         dockerfile = "FROM a:$TARGETSTAGE AS one\nFROM b AS two\n"
-        self.assertEqual(base_images(dockerfile, {}, None, ENGINE)[0].name, "a:two")
-        self.assertEqual(base_images(dockerfile, {}, None, ENGINE, target="one")[0].name, "a:one")
-        self.assertEqual(
-            base_images("FROM a:$TARGETSTAGE\n", {}, None, ENGINE)[0].name, "a:default"
-        )
+        self.assertEqual(images(dockerfile)[0].name, "a:two")
+        self.assertEqual(images(dockerfile, target_stage="one")[0].name, "a:one")
+        self.assertEqual(images("FROM a:$TARGETSTAGE\n")[0].name, "a:default")
 
     def test_pinned_field(self) -> None:
-        images = base_images(
-            f"# syntax=d/f:1@{DIGEST}\nFROM a@{DIGEST}\nFROM b:1\n", {}, None, ENGINE
-        )
-        self.assertEqual([image.pinned for image in images], [True, True, False])
+        found = images(f"# syntax=d/f:1@{DIGEST}\nFROM a@{DIGEST}\nFROM b:1\n")
+        self.assertEqual([image.pinned for image in found], [True, True, False])
 
     def test_no_from(self) -> None:
-        self.assertEqual(base_images("# just a comment\n", {}, None, ENGINE), [])
-        self.assertEqual(base_images("", {}, None, ENGINE), [])
+        self.assertEqual(images("# just a comment\n"), [])
+        self.assertEqual(images(""), [])
 
-
-class BuildArgsTest(unittest.TestCase):
-    def test_build_arg_values(self) -> None:
-        argv = [
-            "--network",
-            "host",
-            "--build-arg",
-            "A=1",
-            "--build-arg=B=x=y",
-            "--build-arg",
-            "FROM_ENV",
-            "--build-arg=NOT_IN_ENV",
-            "--build-arg",
-            "EMPTY=",
-            "--build-arg",
-            "A=2",
-            "--label",
-            "C=3",
-        ]
+    def test_public_names(self) -> None:
         self.assertEqual(
-            build_arg_values(argv, {"FROM_ENV": "e", "A": "env-a"}),
-            {"A": "2", "B": "x=y", "FROM_ENV": "e", "EMPTY": ""},
+            sorted(dockerfile_from.__all__), ["BaseImage", "DockerfileError", "base_images"]
         )
+        self.assertEqual(BaseImage._fields, ("name", "platform", "line", "pinned"))
 
-    def test_build_arg_without_a_value_at_the_end(self) -> None:
-        self.assertEqual(build_arg_values(["--build-arg"], {}), {})
 
-    def test_build_platform(self) -> None:
-        self.assertIsNone(build_platform([]))
-        self.assertIsNone(build_platform(["--build-arg", "A=1"]))
-        self.assertEqual(build_platform(["--platform", "linux/arm64"]), "linux/arm64")
-        self.assertEqual(build_platform(["--platform=linux/a", "--platform", "b"]), "b")
-        env = {"DOCKER_DEFAULT_PLATFORM": "linux/s390x"}
-        self.assertEqual(build_platform([], env), "linux/s390x")
-        self.assertEqual(build_platform(["--platform=linux/arm64"], env), "linux/arm64")
+def expand(word: str, env: Mapping[str, str], escape: str = "\\") -> str:
+    """One word through the module's ProcessWord (line 1 in messages)."""
+    return dockerfile_from._expand(word, env, escape, 1, dockerfile_from._Budget(0))
 
-    def test_build_target(self) -> None:
-        self.assertIsNone(build_target(["--build-arg", "A=1"]))
-        self.assertEqual(build_target(["--target", "one", "--target=two"]), "two")
+
+class BuildKitExpansionTest(unittest.TestCase):
+    def test_recorded_results(self) -> None:
+        for word, env, result, error in EXPANSIONS:
+            with self.subTest(word=word, env=env):
+                if not error:
+                    self.assertEqual(expand(word, env), result)
+                    continue
+                with self.assertRaises(DockerfileError) as caught:
+                    expand(word, env)
+                self.assertIn(f"line 1: {error} in ", str(caught.exception))
+
+    def test_an_unclosed_brace_after_a_name(self) -> None:
+        # docker says "unsupported modifier (\ufffd)", the char its scanner
+        # returns at the end; inside another ${ it says this too.
+        with self.assertRaisesRegex(DockerfileError, "missing '}'"):
+            expand("${A", {"A": "a"})
+
+    def test_patterns(self) -> None:
+        # What they show, with the results BuildKit gives.
+        env = {"V": "reg.io/img:1.2-full", "L": "a\nb*c\nd", "P": "*", "R": "<$0>"}
+        for word, result in [
+            ("${V#*/}", "img:1.2-full"),
+            ("${V##*[.]}", "reg.io/img:1.2-full"),  # brackets are literal
+            ("${V##*.}", "2-full"),
+            ("${V%.*}", "reg.io/img:1"),
+            ("${V%%.*}", "reg"),
+            ("${V%-\\*}", "reg.io/img:1.2-full"),  # \* is a literal star
+            ("${L#*\\*}", "a\nb*c\nd"),  # `*` and `?` take no newline
+            ("${L#a?b}", "a\nb*c\nd"),
+            ("${L##*}", "\nb*c\nd"),
+            ("${L%%?}", "a\nb*c\n"),
+            ("${V#$P}", "reg.io/img:1.2-full"),  # the shortest: empty
+            ("${V##$P}", ""),  # a variable's * is a wildcard, quoted too
+            ('${V##"$P"}', ""),
+            ("${V/?/-}", "-eg.io/img:1.2-full"),
+            ("${V//?/-}", "-------------------"),
+            ("${L//*/-}", "-\n-\n-"),  # an empty match after a match is not replaced
+            ("${V//i/$R}", "reg.<i>o/<i>mg:1.2-full"),  # ReplaceAllString's $0
+            ("${V/i/$R}", "reg.<$0>o/img:1.2-full"),  # the first, as is
+            ("${U//*/x}", "x"),
+        ]:
+            with self.subTest(word):
+                self.assertEqual(expand(word, env), result)
+
+
+class BuildKitParserTest(unittest.TestCase):
+    """The parser's regular expressions, read by hand here."""
+
+    def test_directive(self) -> None:
+        for text, groups, _, _, _ in PARSER_REGEXPS:
+            with self.subTest(text):
+                expected = (groups[0].lower(), groups[1]) if groups else None
+                self.assertEqual(dockerfile_from._directive(text), expected)
+
+    def test_heredoc(self) -> None:
+        for text, _, heredoc, _, _ in PARSER_REGEXPS:
+            with self.subTest(text):
+                expected = (heredoc[1], heredoc[0]) if heredoc else None
+                self.assertEqual(dockerfile_from._heredoc(text), expected)
+
+    def test_continuation(self) -> None:
+        for text, _, _, backslash, backtick in PARSER_REGEXPS:
+            for escape, trimmed in (("\\", backslash), ("`", backtick)):
+                with self.subTest(text=text, escape=escape):
+                    expected = (text, True) if trimmed is None else (trimmed, False)
+                    self.assertEqual(dockerfile_from._trim_continuation(text, escape), expected)
+
+
+def run_with_deadline(test: unittest.TestCase, seconds: float, work: Callable[[], T]) -> T:
+    """work() if it ends within seconds; else the test fails then (it runs on)."""
+    results: list[T] = []
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            results.append(work())
+        except BaseException as e:  # re-raised in the test
+            errors.append(e)
+
+    thread = threading.Thread(target=run, daemon=True)
+    started = time.perf_counter()
+    thread.start()
+    thread.join(seconds)
+    if thread.is_alive():
+        test.fail(f"still running after {seconds} s")
+    if errors:
+        raise errors[0]
+    test.assertLess(time.perf_counter() - started, seconds)
+    return results[0]
+
+
+class LinearTest(unittest.TestCase):
+    """Inputs that took minutes or recursed, with deadlines some 10x what they take."""
+
+    def test_shell_pattern_of_stars(self) -> None:
+        dockerfile = "ARG X\nFROM good:${X#*a*a*a*a*c}${X##*a*a*a*a*c}${X%a*a*a*a*c}${X/*a*c/}\n"
+        for size in (2000, 100_000):
+            x = "a" * size
+            found = run_with_deadline(self, 1, partial(images, dockerfile, {"X": x}))
+            self.assertEqual(found, [F(2, "good:" + x * 4)])
+
+    def test_shell_pattern_replacing_all(self) -> None:
+        x = "ab" * 50_000
+        found = run_with_deadline(self, 1, lambda: images("ARG X\nFROM a${X//?b/c}\n", {"X": x}))
+        self.assertEqual(found, [F(2, "a" + "c" * 50_000)])
+
+    def test_long_syntax_directive(self) -> None:
+        dockerfile = "# syntax=a" + " " * 64_000 + "b\nFROM c\n"
+        found = run_with_deadline(self, 1, lambda: images(dockerfile))
+        self.assertEqual(found, [S(1, "a"), F(2, "c")])
+
+    def test_long_runs_of_blanks(self) -> None:
+        continued = "FROM a" + " " * 60_000 + "\\\n" + " \t" * 30_000 + "\\\n AS b\n"
+        found = run_with_deadline(self, 1, lambda: images(continued))
+        self.assertEqual(found, [F(1, "a")])
+        megabyte = "FROM a" + " " * 1_000_000 + "\\\n"
+        with self.assertRaisesRegex(DockerfileError, "line 1: dockerfile line greater than max"):
+            run_with_deadline(self, 1, lambda: images(megabyte))
+
+    def test_nested_defaults(self) -> None:
+        for depth in (1000, 100_000):
+            # One ${ a line, as docker refuses a line over 64 KiB.
+            opened = "".join(f"${{a{i}:-\\\n" for i in range(depth))
+            closed = "\\\n".join("}" * 1000 for _ in range(depth // 1000))
+            dockerfile = f"FROM {opened}x{closed}\n"
+            found = run_with_deadline(self, 5, partial(images, dockerfile))
+            self.assertEqual(found, [F(1, "x")])
+
+    def test_nested_error(self) -> None:
+        dockerfile = "FROM " + "${a:-" * 100_000 + "\n"
+        with self.assertRaisesRegex(DockerfileError, "^line 1: syntax error: missing '}' in "):
+            run_with_deadline(self, 5, lambda: images(dockerfile.replace("-$", "-\\\n$")))
+
+    def test_many_heredocs(self) -> None:
+        blocks = "".join(f"RUN <<A{i} <<-B{i}\nFROM no\nA{i}\n\tB{i}\n" for i in range(20_000))
+        one_line = "COPY " + " ".join(f"<<H{i}" for i in range(5_000)) + " /\n"
+        bodies = "".join(f"FROM no\nH{i}\n" for i in range(5_000))
+        dockerfile = f"FROM a\n{blocks}{one_line}{bodies}FROM b\n"
+        found = run_with_deadline(self, 5, lambda: images(dockerfile))
+        self.assertEqual(found, [F(1, "a"), F(90_003, "b")])
+
+    def test_deep_json_form(self) -> None:
+        dockerfile = "FROM a\nRUN " + "[" * 60_000 + " <<EOF\nFROM b\nEOF\nFROM c\n"
+        self.assertEqual(images(dockerfile), [F(1, "a"), F(5, "c")])
+
+    def test_large_dockerfile(self) -> None:
+        # Ordinary instructions, after onnxruntime's build images: 50 MB of
+        # them take about 1.5 s.
+        block = (
+            "# Licensed under the MIT License.\n\nFROM $BASEIMAGE AS base\n"
+            "ENV PATH=/usr/local/bin:/opt/rh/gcc-toolset-12/root/usr/bin:${PATH}\n"
+            "ENV LANG=en_US.UTF-8\nADD scripts /tmp/scripts\n"
+            "RUN cd /tmp/scripts && /tmp/scripts/install_deps.sh && rm -rf /tmp/scripts\n"
+            "RUN dnf install -y --nodocs \\\n        ca-certificates curl git make \\\n"
+            "        # for Python\n        openssl-devel zlib-devel bzip2-devel \\\n"
+            "    && dnf clean all\n"
+            "ARG BUILD_UID=1001\nARG BUILD_USER=onnxruntimedev\n"
+            "RUN adduser --uid $BUILD_UID $BUILD_USER\nWORKDIR /home/$BUILD_USER\n"
+            "USER $BUILD_USER\nENV CUDA_HOME=/usr/local/cuda-12.2 \\\n"
+            "    CUDA_MODULE_LOADING=LAZY\nCOPY <<EOF /etc/pip.conf\n[global]\nEOF\n"
+            "COPY --chown=$BUILD_USER requirements.txt /tmp/requirements.txt\n"
+            "RUN python3 -m pip install --user -r /tmp/requirements.txt\n"
+        )
+        blocks = 10_000_000 // len(block)
+        dockerfile = "ARG BASEIMAGE=nvidia/cuda:12.8.1-cudnn-devel-ubi8\n" + block * blocks
+        found = run_with_deadline(self, 10, lambda: images(dockerfile))
+        self.assertEqual(len(found), blocks)
+        self.assertEqual(found[0], F(4, "nvidia/cuda:12.8.1-cudnn-devel-ubi8"))
+
+    def test_expansion_is_bounded(self) -> None:
+        doubling = "".join(f"ARG A{i + 1}=$A{i}$A{i}\n" for i in range(64))
+        dockerfile = f"ARG A0=0123456789\n{doubling}FROM a:$A64\n"
+        with self.assertRaisesRegex(DockerfileError, r"^line \d+: expansions copy more than"):
+            run_with_deadline(self, 2, lambda: images(dockerfile))
+        # A long value used many times is no copy.
+        uses = "FROM ${V:-${W:-$A}}\n" * 1000
+        found = images(f"ARG A\n{uses}", {"A": "a" * 100_000})
+        self.assertEqual({image.name for image in found}, {"a" * 100_000})
+
+
+class LinesTest(unittest.TestCase):
+    def test_docker_line_limit(self) -> None:
+        # bufio.Scanner's 64 KiB with the newline; a \r and UTF-8 bytes count.
+        fits = "FROM a\nRUN " + "x" * (65_535 - 4) + "\nFROM b\n"
+        self.assertEqual(images(fits), [F(1, "a"), F(3, "b")])
+        for what, line in [
+            ("one byte more", "RUN " + "x" * (65_536 - 4)),
+            ("with CRLF", "RUN " + "x" * (65_535 - 4) + "\r"),
+            ("in UTF-8", "RUN " + "\u00e9" * 32_766),
+            ("at the end", "RUN " + "x" * 65_536),
+        ]:
+            with self.subTest(what), self.assertRaisesRegex(DockerfileError, "^line 2: .*65535$"):
+                images(f"FROM a\n{line}\n" if what != "at the end" else f"FROM a\n{line}")
+
+    def test_go_whitespace(self) -> None:
+        # \x1c is a space to Python, not to Go: "\x1cFROM" is no FROM to docker;
+        # U+3000 is one to both, but only blanks split words.
+        dockerfile = "\x1cFROM a\n\u3000FROM b\u3000\nFROM\xa0c\n"
+        self.assertEqual(images(dockerfile), [F(2, "b")])
+
+    def test_as_is_case_folded_as_go_does(self) -> None:
+        self.assertEqual(images("FROM a A\u017f b\nFROM b\n"), [F(1, "a")])
 
 
 if __name__ == "__main__":
