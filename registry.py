@@ -77,7 +77,7 @@ OAUTH_CLIENT_ID = "docker"
 
 # Idle connections kept per host: as many as the callers' threads, roughly.
 MAX_IDLE_CONNECTIONS = 8
-_TLS_READ_SIZE = 64 * 1024
+_READ_SIZE = 64 * 1024
 _REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 
 
@@ -495,7 +495,7 @@ class _Socket(socket.socket):
     def _receive(self) -> bytes:
         self._flush()
         self.settimeout(_time_left(self.deadline))
-        data = super().recv(_TLS_READ_SIZE)
+        data = super().recv(_READ_SIZE)
         if data:
             self._incoming.write(data)
         else:
@@ -587,7 +587,7 @@ def _read_body(response: http.client.HTTPResponse, limit: int) -> tuple[bytes, b
     chunks: list[bytes] = []
     size = 0
     while size <= limit:
-        chunk = response.read(min(_TLS_READ_SIZE, limit + 1 - size))
+        chunk = response.read(min(_READ_SIZE, limit + 1 - size))
         if not chunk:
             return b"".join(chunks), True
         chunks.append(chunk)
@@ -777,8 +777,9 @@ class Registry:
         self._timeout = timeout
         self._plain_http = plain_http
         self._docker_config = docker_config
-        self._lock = threading.Lock()  # the idle connections, the credentials
+        self._lock = threading.Lock()  # the idle connections
         self._idle: dict[_Origin, list[_Connection]] = {}
+        self._credentials_lock = threading.Lock()  # held while a credential helper runs
         self._credentials: Credentials | None = None
         self._challenge: _Challenge | None = None
         self._token_lock = threading.Lock()  # one token fetch at a time: they share scopes
@@ -1171,7 +1172,7 @@ class Registry:
 
     def _user_credentials(self) -> Credentials:
         """docker's credentials for this host, looked up once (when first needed)."""
-        with self._lock:
+        with self._credentials_lock:
             if self._credentials is None:
                 self._credentials = docker_credentials(
                     self.host, self._docker_config, self._timeout
