@@ -1272,6 +1272,8 @@ class Registry:
             )
         except _PlainHTTPAnswer:
             raise RegistryError(f"{asked}: server gave HTTP response to HTTPS client") from None
+        if response.status == 403 and credentials:
+            raise _failure(asked, response)  # NotAllowed: the credentials are good, not enough
         if response.status in (401, 403):
             said, code = _registry_said(response)
             reason = (

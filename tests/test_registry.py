@@ -40,7 +40,7 @@ T = TypeVar("T")
 ServerT = TypeVar("ServerT", bound=ClosedOnExit)
 
 TIMEOUT = 5.0  # for requests that must succeed
-SHORT_TIMEOUT = 0.2  # for requests that must give up
+SHORT_TIMEOUT = 0.1  # for requests that must give up
 REPOSITORY = "gdi/test"
 USER, PASSWORD = "tester", "s3cret-passw0rd"
 
@@ -677,6 +677,26 @@ class AuthenticationTest(RegistryTestCase):
         self.assertEqual(front.token_requests[0].user, USER)
         self.assertEqual(front.realm, f"http://localhost:{front.port}/token")
 
+    def test_denied_is_not_allowed(self) -> None:
+        def respond(exchange: Exchange, handler: BaseHTTPRequestHandler) -> None:
+            if exchange.route == "/token":
+                send_error(handler, 403, "DENIED", "requested access to the resource is denied")
+            elif exchange.route.endswith("/tags/list"):
+                challenge = f'Bearer realm="http://{server.address}/token",service="x"'
+                send(handler, 401, b"", [("WWW-Authenticate", challenge)])
+            else:
+                send_error(handler, 403, "DENIED", "requested access to the resource is denied")
+
+        server = self.scripted(respond)
+        self.login(server.address)
+        client = self.client(server.address)
+        with self.raises(registry.NotAllowed) as caught:
+            client.manifest(REPOSITORY, "v1")
+        self.assertEqual((caught[0].status, caught[0].code), (403, "DENIED"))
+        with self.raises(registry.NotAllowed) as caught:
+            client.tags(REPOSITORY)
+        self.assertIn(f"GET http://{server.address}/token (token for GET", str(caught[0]))
+
     def test_a_plain_http_realm_off_loopback_is_not_used(self) -> None:
         def respond(exchange: Exchange, handler: BaseHTTPRequestHandler) -> None:
             challenge = 'Bearer realm="http://auth.example/token",service="x"'
@@ -767,7 +787,7 @@ class TransportTest(RegistryTestCase):
             self.client(server.address, timeout=SHORT_TIMEOUT).manifest(REPOSITORY, "v1")
         self.assertLess(time.monotonic() - started, SHORT_TIMEOUT + 0.5)
         self.assertEqual(
-            str(caught[0]), f"GET /v2/{REPOSITORY}/manifests/v1: no answer within 0.2 s"
+            str(caught[0]), f"GET /v2/{REPOSITORY}/manifests/v1: no answer within 0.1 s"
         )
         self.assertTrue(caught[0].transient)
 
