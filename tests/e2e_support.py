@@ -245,6 +245,42 @@ class LocalRegistry(ClosedOnExit):
         return self._storage
 
 
+# --- a registry that wants credentials, and docker logged in to it ------------------------
+
+# Made with `htpasswd -Bbn -C 4 gdi-user gdi-registry-password` (apache2-utils): bcrypt, the
+# only hash distribution's htpasswd auth takes. Over plain HTTP it takes them from loopback.
+REGISTRY_USER = "gdi-user"
+REGISTRY_PASSWORD = "gdi-registry-password"
+REGISTRY_HTPASSWD = "gdi-user:$2y$04$7bZs5/LbAV37J4aH7UXjXeXWM8qrZl6MpdkuZM6810iadpf1nkMae\n"
+
+
+def write_htpasswd(directory: str) -> str:
+    """Writes REGISTRY_HTPASSWD as `directory`/htpasswd (for LocalRegistry(htpasswd=...));
+    returns its path."""
+    path = os.path.join(directory, "htpasswd")
+    with open(path, "w", encoding="utf-8") as file:
+        file.write(REGISTRY_HTPASSWD)
+    return path
+
+
+def docker_login(
+    address: str, config_dir: str, user: str = REGISTRY_USER, password: str = REGISTRY_PASSWORD
+) -> None:
+    """`docker login address`, as a user would, keeping what docker stores in
+    `config_dir`/config.json (a temporary DOCKER_CONFIG: nobody else's login changes).
+    RuntimeError with docker's words if it fails."""
+    completed = subprocess.run(
+        ["docker", "--config", config_dir, "login", address, "-u", user, "--password-stdin"],
+        input=password,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+    if completed.returncode != 0:
+        raise RuntimeError(f"docker login {address} failed: {completed.stderr.strip()}")
+
+
 # --- one registry for the whole test run -------------------------------------------------
 
 _shared_lock = threading.Lock()
