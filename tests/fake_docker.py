@@ -24,20 +24,46 @@ Behaviour, from the environment:
   and sleeps for a minute (for interrupt tests).
 """
 
-import json
 import os
 import signal
 import sys
 import time
-import urllib.parse
+
+# json, urllib.parse: imported where used. Half of this program's start-up
+# went to importing them (json brings re and enum), and every test that
+# runs the tool starts it a few times.
+
+
+def json_string(text: str) -> str:
+    """json.dumps(text) (ASCII, as json.dumps writes it by default)."""
+    out = ['"']
+    for char in text:
+        code = ord(char)
+        if char in '"\\':
+            out.append("\\" + char)
+        elif 0x20 <= code < 0x7F:
+            out.append(char)
+        elif code > 0xFFFF:  # a surrogate pair, as JSON spells it
+            code -= 0x10000
+            out.append(f"\\u{0xD800 + (code >> 10):04x}\\u{0xDC00 + (code & 0x3FF):04x}")
+        else:
+            out.append(f"\\u{code:04x}")
+    out.append('"')
+    return "".join(out)
+
+
+def quoted(image: str) -> str:
+    import urllib.parse  # noqa: PLC0415 (see the imports)
+
+    return urllib.parse.quote(image, safe="")
 
 
 def registry_path(image: str) -> str:
-    return os.path.join(os.environ["FAKE_DOCKER_REGISTRY"], urllib.parse.quote(image, safe=""))
+    return os.path.join(os.environ["FAKE_DOCKER_REGISTRY"], quoted(image))
 
 
 def engine_path(image: str) -> str:
-    return os.path.join(os.environ["FAKE_DOCKER_ENGINE"], urllib.parse.quote(image, safe=""))
+    return os.path.join(os.environ["FAKE_DOCKER_ENGINE"], quoted(image))
 
 
 def run_engine(argv: list[str]) -> int | None:
@@ -79,6 +105,8 @@ def scripted_answer(command: str) -> dict[str, object] | None:
     script_path = os.environ.get("FAKE_DOCKER_SCRIPT")
     if not script_path:
         return None
+    import json  # noqa: PLC0415 (see the imports)
+
     with open(script_path, encoding="utf-8") as file:
         answers = json.load(file).get(command, [])
     counter = f"{script_path}.{command}.count"
@@ -97,13 +125,14 @@ def main() -> int:
     argv = sys.argv[1:]
     log_path = os.environ.get("FAKE_DOCKER_LOG")
     if log_path:
-        record = {
-            "argv": argv,
-            "DOCKER_CLI_EXPERIMENTAL": os.environ.get("DOCKER_CLI_EXPERIMENTAL"),
-            "cwd": os.getcwd(),
-        }
+        experimental = os.environ.get("DOCKER_CLI_EXPERIMENTAL")
+        shown = "null" if experimental is None else json_string(experimental)
+        record = (
+            f'{{"argv": [{", ".join(map(json_string, argv))}], '
+            f'"DOCKER_CLI_EXPERIMENTAL": {shown}, "cwd": {json_string(os.getcwd())}}}'
+        )
         with open(log_path, "a", encoding="utf-8") as log:
-            log.write(json.dumps(record) + "\n")
+            log.write(record + "\n")
 
     command = argv[0] if argv else ""
     probing = argv[1:2] == ["inspect"] and command in ("manifest", "image")

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 FAKE_DOCKER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fake_docker.py")
+BATCH_RUN = os.path.join(os.path.dirname(os.path.abspath(__file__)), "batch_run.py")
 
 
 class Dir(NamedTuple):
@@ -286,24 +287,45 @@ def run_with_fake_docker(
     directory reads "same" when it is the case's own (whose temporary name
     differs from run to run).
     """
+    (result,) = run_many_with_fake_docker(script, [(case, scenario or {})], options)
+    return result
+
+
+def run_many_with_fake_docker(
+    script: str, runs: Sequence[tuple[Case, Mapping[str, str]]], options: Sequence[str]
+) -> list[tuple[int, list[dict[str, Any]]]]:
+    """run_with_fake_docker for each (case, scenario), in one interpreter
+    (tests/batch_run.py): one start of Python for them all."""
     with tempfile.TemporaryDirectory() as root:
-        checkout = Checkout(root, case)
-        log_path = os.path.join(root, "calls.jsonl")
-        env = {name: value for name, value in os.environ.items() if "FAKE_DOCKER" not in name}
-        env.update(scenario or {}, FAKE_DOCKER_LOG=log_path)
+        base = {name: value for name, value in os.environ.items() if "FAKE_DOCKER" not in name}
         # The recording docker's `env python3` finds this interpreter itself,
         # not a version manager's shim (which costs a process start per call).
-        env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + env.get("PATH", "")
+        base["PATH"] = os.path.dirname(sys.executable) + os.pathsep + base.get("PATH", "")
+        jobs, checkouts = [], []
+        for number, (case, scenario) in enumerate(runs):
+            case_root = os.path.join(root, str(number))
+            os.mkdir(case_root)
+            checkout = Checkout(case_root, case)
+            log_path = os.path.join(case_root, "calls.jsonl")
+            env = {**base, **scenario, "FAKE_DOCKER_LOG": log_path}
+            argv = [*case.argv(), *options, "--docker-path", FAKE_DOCKER]
+            jobs.append({"cwd": checkout.cwd, "argv": argv, "env": env})
+            checkouts.append((checkout, log_path))
+        jobs_path = os.path.join(root, "jobs.json")
+        with open(jobs_path, "w", encoding="utf-8") as file:
+            json.dump(jobs, file)
         completed = subprocess.run(
-            [sys.executable, script, *case.argv(), *options, "--docker-path", FAKE_DOCKER],
-            cwd=checkout.cwd,
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            check=False,
+            [sys.executable, BATCH_RUN, script, jobs_path],
+            capture_output=True,
+            text=True,
+            check=True,
         )
-        calls = read_json_lines(log_path)
-        for call in calls:
-            same = call["cwd"] == os.path.realpath(checkout.cwd)
-            call["cwd"] = "same" if same else "elsewhere: " + call["cwd"]
-        return completed.returncode, calls
+        statuses: list[int] = json.loads(completed.stdout)
+        results = []
+        for status, (checkout, log_path) in zip(statuses, checkouts, strict=True):
+            calls = read_json_lines(log_path)
+            for call in calls:
+                same = call["cwd"] == os.path.realpath(checkout.cwd)
+                call["cwd"] = "same" if same else "elsewhere: " + call["cwd"]
+            results.append((status, calls))
+        return results

@@ -31,7 +31,7 @@ class UnhashableByOriginalTest(ScratchDirTestCase):
         super().setUp()
         build_tree(self.root, [DOCKERFILE, CTX])
         # A loop must fail the test, not hang the run.
-        faulthandler.dump_traceback_later(60, exit=True)
+        faulthandler.dump_traceback_later(60, exit=True, file=2)  # fd 2: works under -b too
         self.addCleanup(faulthandler.cancel_dump_traceback_later)
 
     def tag(self, context: str = "ctx") -> str:

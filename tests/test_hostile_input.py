@@ -69,13 +69,6 @@ class OptionValuesTest(ResilienceTestCase):
         for number, wait in enumerate(waits):
             self.assertTrue(2 * 2**number * 0.5 <= wait <= 2 * 2**number * 1.5, waits)
 
-    def test_a_registry_that_always_fails_ends_after_the_retries(self) -> None:
-        self.script(manifest=[{"status": 1, "stderr": "503 Service Unavailable"}] * 101)
-        result = self.run_tool("--retries", "100", "--retry-delay", "0")
-        self.assertEqual(result.status, 1)
-        self.assertEqual(len(self.docker_calls()), 101)
-        self.assertTrue(result.log_messages()[-1].endswith("(tried 101 times)"))
-
 
 class NamesTest(ResilienceTestCase):
     def test_names_are_checked_with_ascii_rules(self) -> None:

@@ -24,7 +24,7 @@ from tests.fixtures import (
     Link,
     Node,
     pseudo_random_bytes,
-    run_with_fake_docker,
+    run_many_with_fake_docker,
 )
 from tests.helpers import REPO_DIR, SCRIPT
 
@@ -127,17 +127,17 @@ CASES = [random_case(_rng, number) for number in range(12)]
 class SideBySideTest(unittest.TestCase):
     """Tags on many trees under one scenario; every scenario on two trees.
 
-    Each run starts an interpreter and a few recording dockers, so the runs
-    go on in parallel (they share nothing) and are compared afterwards.
+    Each script's runs go on in one interpreter (tests/batch_run.py), the
+    two scripts in parallel, and are compared afterwards.
     """
 
     def compare_all(self, runs: list[tuple[Case, dict[str, str]]]) -> None:
-        with ThreadPoolExecutor(max_workers=4) as pool:
-            ours = pool.map(lambda run: run_with_fake_docker(SCRIPT, run[0], OPTIONS, run[1]), runs)
-            originals = pool.map(
-                lambda run: run_with_fake_docker(REFERENCE_SCRIPT, run[0], OPTIONS, run[1]), runs
-            )
-            results = list(zip(runs, ours, originals, strict=True))
+        # Each script's runs in one interpreter (they make their docker calls
+        # one after another); the two scripts side by side.
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            ours = pool.submit(run_many_with_fake_docker, SCRIPT, runs, OPTIONS)
+            originals = pool.submit(run_many_with_fake_docker, REFERENCE_SCRIPT, runs, OPTIONS)
+            results = list(zip(runs, ours.result(), originals.result(), strict=True))
         for (case, scenario), our_result, original in results:
             with self.subTest(case=case.name, scenario=scenario):
                 self.assert_same_calls(scenario, our_result, original)
