@@ -16,10 +16,14 @@ image cache directory; main.
 from __future__ import annotations
 
 import argparse
+import calendar
+import concurrent.futures
 import enum
 import errno
+import functools
 import hashlib
 import importlib
+import ipaddress
 import json
 import logging
 import math
@@ -27,9 +31,11 @@ import os
 import queue
 import random
 import re
+import secrets
 import shlex
 import shutil
 import signal
+import socket
 import stat
 import subprocess
 import sys
@@ -136,6 +142,16 @@ class Action(enum.Enum):
     PRINT_NAME = "print the image name"
     EXPLAIN = "explain the digest"
     EXPLAIN_JSON = "explain the digest as JSON"
+    PRUNE = "prune the registry"
+
+
+class PrunePolicy(NamedTuple):
+    """--prune-older-than and what goes with it."""
+
+    older_than: float  # seconds
+    keep_newest: int
+    keep_tags_from: str | None
+    dry_run: bool
 
 
 class Options(NamedTuple):
@@ -161,6 +177,9 @@ class Options(NamedTuple):
     retry_delay: float
     probe_timeout: float
     transfer_timeout: float
+    build_lock: float | None  # the lease, in seconds; None: no lock
+    build_lock_timeout: float
+    prune: PrunePolicy | None
     debug: bool
 
     @property
@@ -335,6 +354,53 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
         help="How long a pull or push may go without docker printing a line before "
         "it is stopped (default 600): a bound on silence, not on the whole transfer.",
     )
+    parser.add_argument(
+        "--build-lock",
+        nargs="?",
+        const=60.0,
+        type=_bounded(float, 1, 3600),
+        metavar="SECONDS",
+        help="On a miss, take a lock in the registry for this tag before building "
+        "(a marker tag ending in -lock, with a lease of SECONDS, default 60, renewed "
+        "while the build runs), so that jobs building the same image at once wait "
+        "for one build and pull it. Registry mode, not with --no-push.",
+    )
+    parser.add_argument(
+        "--build-lock-timeout",
+        type=_bounded(float, 0, MAX_SECONDS, positive=True),
+        default=10800.0,
+        metavar="SECONDS",
+        help="How long a job waits for another job's build before it builds itself "
+        "(default 10800: three hours).",
+    )
+    prune = parser.add_argument_group(
+        "cleaning the registry",
+        "--prune-older-than deletes the repository's digest tags whose image was "
+        "built longer ago than DURATION, instead of getting the image. It keeps the "
+        "current inputs' tag, the newest ones, those listed, and any whose manifest "
+        "another kept tag names; it prints one line per tag.",
+    )
+    prune.add_argument(
+        "--prune-older-than",
+        type=_duration,
+        metavar="DURATION",
+        help="An age: a number and a unit, s, m, h, d or w (90m, 12h, 30d).",
+    )
+    prune.add_argument(
+        "--keep-newest",
+        type=_bounded(int, 0, 100000),
+        metavar="N",
+        help="Keep the N newest digest tags, whatever their age (default 3).",
+    )
+    prune.add_argument(
+        "--keep-tags-from",
+        metavar="FILE",
+        help="Keep the tags of FILE: one image name (as --print-image-name prints it) or "
+        "tag a line; blank lines and # comments are skipped.",
+    )
+    prune.add_argument(
+        "--dry-run", action="store_true", help="Print what would be deleted; delete nothing."
+    )
     output = parser.add_mutually_exclusive_group()
     output.add_argument(
         "--print-image-name",
@@ -373,6 +439,21 @@ def _bounded(
     return convert
 
 
+_DURATION = re.compile(r"([0-9]{1,12}(?:\.[0-9]{1,9})?)([smhdw])")
+_DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+
+
+def _duration(text: str) -> float:
+    """An argparse type: `30d`, `12h`, `90m`, in seconds."""
+    match = _DURATION.fullmatch(text)
+    seconds = float(match.group(1)) * _DURATION_UNITS[match.group(2)] if match else 0.0
+    if not 0 < seconds <= 100 * 365 * 86400:
+        raise argparse.ArgumentTypeError(
+            f"not a duration: {text!r} (a number and a unit, s, m, h, d or w: 30d, 12h, 90m)"
+        )
+    return seconds
+
+
 def parse_options(argv: Sequence[str] | None) -> Options:
     """The command line as Options; exits with status 2 on a usage error."""
     parser = build_parser(os.path.basename(sys.argv[0]) if argv is None else "get_docker_image.py")
@@ -382,6 +463,15 @@ def parse_options(argv: Sequence[str] | None) -> Options:
         action = Action.PRINT_NAME
     elif args.explain:
         action = Action.EXPLAIN if args.explain == "text" else Action.EXPLAIN_JSON
+    prune = None
+    if args.prune_older_than is not None:
+        if action is not Action.GET_IMAGE:
+            parser.error("--prune-older-than: not with --print-image-name or --explain")
+        action = Action.PRUNE
+        keep_newest = 3 if args.keep_newest is None else args.keep_newest
+        prune = PrunePolicy(args.prune_older_than, keep_newest, args.keep_tags_from, args.dry_run)
+    elif args.keep_tags_from is not None or args.dry_run or args.keep_newest is not None:
+        parser.error("--keep-newest, --keep-tags-from and --dry-run go with --prune-older-than")
     try:
         options = Options(
             action=action,
@@ -407,6 +497,9 @@ def parse_options(argv: Sequence[str] | None) -> Options:
             retry_delay=args.retry_delay,
             probe_timeout=args.probe_timeout,
             transfer_timeout=args.transfer_timeout,
+            build_lock=args.build_lock,
+            build_lock_timeout=args.build_lock_timeout,
+            prune=prune,
             debug=args.debug,
         )
         check_options(options)
@@ -438,6 +531,13 @@ def check_options(options: Options) -> None:
         )
     if local and options.no_push:
         raise UsageError("--no-push needs --container-registry (without one nothing is pushed)")
+    if options.build_lock is not None and (local or options.no_push):
+        raise UsageError(
+            "--build-lock needs --container-registry and pushing: others wait for the "
+            "build to be pushed"
+        )
+    if options.prune is not None and local:
+        raise UsageError("--prune-older-than needs --container-registry")
     if options.image_cache_dir is not None and not (local or options.no_push):
         raise UsageError(
             "--image-cache-dir needs local-only mode or --no-push "
@@ -447,6 +547,10 @@ def check_options(options: Options) -> None:
         _optional_module("dockerignore", "--hash-mode docker")
     if options.hash_base_images:
         _optional_module("dockerfile_from", "--hash-base-images")
+    if options.build_lock is not None:
+        _optional_module("registry", "--build-lock")
+    if options.prune is not None:
+        _optional_module("registry", "--prune-older-than")
 
 
 # --- Image names ----------------------------------------------------------
@@ -1740,14 +1844,57 @@ def _log_groups(environ: Mapping[str, str]) -> tuple[str, str] | None:
     return None
 
 
+class Retries:
+    """The one retry policy of every registry step, through docker or over
+    HTTP: --retries more tries after a transient failure, waiting from
+    --retry-delay on, doubling, with jitter. Only top-level steps retry: an
+    attempt never calls a retrying step itself."""
+
+    def __init__(self, retries: int, delay: float) -> None:
+        self.retries = retries
+        self.delay = delay
+
+    @property
+    def tries(self) -> int:
+        return self.retries + 1
+
+    def run(self, attempt: Callable[[], T], what: str, transient: Callable[[Exception], bool]) -> T:
+        """attempt(), retried while it raises an exception `transient` accepts."""
+        for number in range(self.tries):
+            try:
+                return attempt()
+            except Exception as failure:
+                if not transient(failure) or number == self.retries:
+                    raise
+                delay = self.wait(number)
+                _log.warning(
+                    "%s failed for a transient reason; retry %d of %d in %.1f s",
+                    what,
+                    number + 1,
+                    self.retries,
+                    delay,
+                )
+                time.sleep(delay)
+        raise AssertionError  # unreachable: the last attempt returns or raises
+
+    def wait(self, number: int) -> float:
+        """The wait before retry `number` + 1: doubling from the retry delay,
+        at most MAX_RETRY_WAIT_SECONDS, with jitter (±50%)."""
+        doubled = self.delay * 2.0 ** min(number, 64)
+        return min(doubled, MAX_RETRY_WAIT_SECONDS) * random.uniform(0.5, 1.5)
+
+
+def _transient_step(failure: Exception) -> bool:
+    return isinstance(failure, StepFailed) and failure.outcome is Outcome.TRANSIENT
+
+
 class Docker:
     """The docker CLI as this run uses it: where it is, which steps talk to
     a registry, and how those are bounded and retried."""
 
     def __init__(self, options: Options) -> None:
         self.path = options.docker_path
-        self.retries = options.retries
-        self.retry_delay = options.retry_delay
+        self.retry = Retries(options.retries, options.retry_delay)
         self.probe_timeout = options.probe_timeout
         self.transfer_timeout = options.transfer_timeout
         self._groups = _log_groups(os.environ)
@@ -1841,30 +1988,8 @@ class Docker:
         return f"docker {args[0]} {status}: {command}"
 
     def retrying(self, attempt: Callable[[], T], what: str) -> T:
-        """attempt(), retried while it raises a transient StepFailed. The one
-        place that retries: an attempt never calls a retrying step itself."""
-        for number in range(self.retries + 1):
-            try:
-                return attempt()
-            except StepFailed as failure:
-                if failure.outcome is not Outcome.TRANSIENT or number == self.retries:
-                    raise
-                delay = self.retry_wait(number)
-                _log.warning(
-                    "%s failed for a transient reason; retry %d of %d in %.1f s",
-                    what,
-                    number + 1,
-                    self.retries,
-                    delay,
-                )
-                time.sleep(delay)
-        raise AssertionError  # unreachable: the last attempt returns or raises
-
-    def retry_wait(self, number: int) -> float:
-        """The wait before retry `number` + 1: doubling from the retry delay,
-        at most MAX_RETRY_WAIT_SECONDS, with jitter (±50%)."""
-        doubled = self.retry_delay * 2.0 ** min(number, 64)
-        return min(doubled, MAX_RETRY_WAIT_SECONDS) * random.uniform(0.5, 1.5)
+        """attempt(), retried while it raises a transient StepFailed."""
+        return self.retry.run(attempt, what, _transient_step)
 
     def probe(self, image: str, redact: Sequence[str]) -> tuple[Outcome, str]:
         """Asks the registry whether it has `image` (`docker manifest inspect`),
@@ -1928,7 +2053,7 @@ class Docker:
         try:
             return self.retrying(attempt, "docker manifest inspect")
         except StepFailed as failure:
-            hint = registry_hint(failure.outcome, reference_host(name), self.retries + 1)
+            hint = registry_hint(failure.outcome, reference_host(name), self.retry.tries)
             raise DockerError(f"cannot resolve base image {name!r}: {failure}{hint}") from None
 
     def engine_platform(self) -> Platform:
@@ -1939,6 +2064,33 @@ class Docker:
             message = one_line(completed.stderr or "") or f"it answered {text[:80]!r}"
             raise DockerError(f"cannot ask the docker engine for its platform: {message}")
         return parse_platform(text)
+
+    def is_insecure_registry(self, host: str) -> bool:
+        """Whether the engine lets `host` be spoken to in plain HTTP (`docker
+        info`: its insecure registries, by name or by address)."""
+        completed = self._ask_engine("info", "--format", "{{json .RegistryConfig}}")
+        try:
+            config = json.loads(completed.stdout or "")
+        except ValueError:
+            return False
+        if not isinstance(config, dict):
+            return False
+        index = config.get("IndexConfigs")
+        entry = index.get(host) if isinstance(index, dict) else None
+        if isinstance(entry, dict) and entry.get("Secure") is False:
+            return True
+        try:
+            address = ipaddress.ip_address(host.rpartition(":")[0] or host)
+        except ValueError:
+            return False
+        networks = config.get("InsecureRegistryCIDRs")
+        for network in networks if isinstance(networks, list) else []:
+            try:
+                if address in ipaddress.ip_network(str(network), strict=False):
+                    return True
+            except ValueError:
+                continue
+        return False
 
     def local_image_exists(self, image: str) -> bool:
         return self._ask_engine("image", "inspect", image, quiet=True).returncode == 0
@@ -2085,6 +2237,357 @@ def _descriptor_digest(entry: dict[str, Any], unexpected: Callable[[str], Docker
     return digest
 
 
+# --- The registry over HTTP -----------------------------------------------
+
+
+def registry_client(docker: Docker, options: Options, image: str, option: str) -> RegistryAccess:
+    """The registry of `image` over its HTTP API (registry.py), for what
+    docker's CLI cannot do: list tags, delete manifests, push lock markers."""
+    registry = _optional_module("registry", option)
+    host = reference_host(image)
+    path = without_tag(image)[len(host) + 1 :]
+    # Plain HTTP where docker itself allows it: loopback, or an insecure
+    # registry of the engine's.
+    plain_http = registry.is_loopback(host) or docker.is_insecure_registry(host)
+    client = registry.Registry(host, timeout=options.probe_timeout, plain_http=plain_http)
+    return RegistryAccess(registry, client, host, path, docker.retry)
+
+
+class RegistryAccess(NamedTuple):
+    """A registry client for one repository, and the run's retry policy."""
+
+    module: Any  # registry.py
+    client: Any  # registry.Registry
+    host: str
+    repository: str  # the repository's path in the registry (its namespace included)
+    retry: Retries
+
+    def call(self, what: str, request: Callable[[], T]) -> T:
+        """A request, retried as every registry step is."""
+        return self.retry.run(
+            request,
+            what,
+            lambda error: isinstance(error, self.module.RegistryError) and error.transient,
+        )
+
+    def error(self, failure: Exception) -> bool:
+        """Whether `failure` is the registry's (not a bug of ours)."""
+        return isinstance(failure, self.module.RegistryError)
+
+    def delete(self, digest: str) -> None:
+        self.client.delete_manifest(self.repository, digest)
+
+
+# --- The build lock -------------------------------------------------------
+
+LOCK_SUFFIX = "-lock"
+_LOCK_KEY = "io.github.get-docker-image.lock."  # the markers' annotations
+# The OCI empty descriptor (image-spec 1.1): the config of a marker, which
+# holds nothing but its annotations.
+_EMPTY_CONFIG = b"{}"
+_EMPTY_CONFIG_TYPE = "application/vnd.oci.empty.v1+json"
+# Runners' clocks differ: a lease whose stated end is past by more than this
+# is over, whatever the holder's clock said.
+CLOCK_ALLOWANCE_SECONDS = 5.0
+# How often a waiting job asks for the image (with jitter); how long a job
+# that wrote a marker waits before reading it back (another job may have
+# written its own meanwhile: the last write wins).
+LOCK_POLL_SECONDS = 3.0
+LOCK_READ_BACK_SECONDS = 1.0
+
+
+class LockMarker(NamedTuple):
+    """Who holds the build lock of a tag, and until when (by their clock)."""
+
+    holder: str  # host/pid, for people
+    token: str  # random, one per holding
+    since: float  # seconds since the epoch
+    expires: float
+    lease: float
+    renewal: int  # how many times it was renewed: a live holder moves it
+    released: bool
+
+    def document(self) -> dict[str, Any]:
+        annotations = {
+            _LOCK_KEY + "holder": self.holder,
+            _LOCK_KEY + "token": self.token,
+            _LOCK_KEY + "since": iso_time(self.since),
+            _LOCK_KEY + "expires": iso_time(self.expires),
+            _LOCK_KEY + "lease": f"{self.lease:g}",
+            _LOCK_KEY + "renewal": str(self.renewal),
+            _LOCK_KEY + "released": "true" if self.released else "false",
+        }
+        config = {
+            "mediaType": _EMPTY_CONFIG_TYPE,
+            "digest": "sha256:" + hashlib.sha256(_EMPTY_CONFIG).hexdigest(),
+            "size": len(_EMPTY_CONFIG),
+        }
+        return {
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "config": config,
+            "layers": [],
+            "annotations": annotations,
+        }
+
+
+def read_lock_marker(document: Mapping[str, Any]) -> LockMarker | None:
+    """The marker a manifest holds; None if it holds none (or a broken one)."""
+    annotations = document.get("annotations")
+    if not isinstance(annotations, dict):
+        return None
+    values = {
+        key.removeprefix(_LOCK_KEY): value
+        for key, value in annotations.items()
+        if isinstance(key, str) and key.startswith(_LOCK_KEY) and isinstance(value, str)
+    }
+    since, expires = parse_time(values.get("since", "")), parse_time(values.get("expires", ""))
+    try:
+        lease, renewal = float(values.get("lease", "")), int(values.get("renewal", ""))
+    except ValueError:
+        return None
+    if since is None or expires is None or not math.isfinite(lease) or not values.get("token"):
+        return None
+    return LockMarker(
+        values.get("holder", "?"),
+        values["token"],
+        since,
+        expires,
+        lease,
+        renewal,
+        values.get("released") == "true",
+    )
+
+
+def is_lock_tag(tag: str) -> bool:
+    return tag.startswith(TAG_PREFIX) and tag.endswith(LOCK_SUFFIX)
+
+
+class LockState(enum.Enum):
+    """How taking the lock ended."""
+
+    HELD = "held"  # this job builds
+    TAKEN = "taken"  # another job pushed the image meanwhile
+    TIMED_OUT = "timed out"  # waited --build-lock-timeout: building anyway
+    UNAVAILABLE = "unavailable"  # the registry would not hold a marker
+
+
+class BuildLock:
+    """A lock for one tag, held in the registry by a marker manifest under
+    `<tag>-lock`: one job builds, the others wait for its push.
+
+    The holder renews its lease while it builds and releases the lock when
+    done (deleting the marker, or marking it released where deletes are
+    refused). A waiter takes the lock over once the lease is over: when the
+    marker has not moved for a whole lease by the waiter's own clock, or its
+    stated end is past by more than CLOCK_ALLOWANCE_SECONDS. Two jobs that
+    write markers at once each read theirs back after a pause: the last
+    write wins, the other waits. The worst case (a registry that is only
+    eventually consistent) is two builds, as without the lock.
+    """
+
+    def __init__(self, access: RegistryAccess, tag: str, lease: float, timeout: float) -> None:
+        self._access = access
+        self.tag = tag + LOCK_SUFFIX
+        self._lease = lease
+        self._timeout = timeout
+        self._token = secrets.token_hex(8)
+        self._holder = f"{socket.gethostname()}/{os.getpid()}"
+        self._since = 0.0
+        self._renewal = 0
+        self._stop = threading.Event()
+        self._renewer: threading.Thread | None = None
+        self._config_pushed = False
+        self.waited = 0.0  # seconds spent waiting for another job
+
+    def acquire(self, image_pushed: Callable[[], bool]) -> LockState:
+        """Takes the lock, or waits for the job holding it until it pushed
+        the image (`image_pushed` asks the registry) or its lease is over."""
+        start = time.monotonic()
+        watched: tuple[str, int] | None = None  # the other holder's marker, as last seen
+        watched_since = 0.0  # since when (our clock) it has not moved
+        told = ""
+        while True:
+            try:
+                marker = self._read()
+            except Exception as error:
+                return self._unavailable(error)
+            now, clock = time.time(), time.monotonic()
+            if marker is not None and (marker.token, marker.renewal) != watched:
+                watched, watched_since = (marker.token, marker.renewal), clock
+            over = marker is not None and (
+                marker.released
+                or marker.expires + CLOCK_ALLOWANCE_SECONDS < now
+                or clock - watched_since > marker.lease
+            )
+            if marker is None or over:
+                if marker is not None and not marker.released:
+                    _log.info("The build lock of %s has expired: taking it over.", marker.holder)
+                try:
+                    if self._take():
+                        self.waited = time.monotonic() - start
+                        return LockState.HELD
+                except Exception as error:
+                    return self._unavailable(error)
+                continue  # another job's marker won
+            if told != marker.token:
+                told = marker.token
+                _log.info(
+                    "Waiting for %s, which holds the build lock since %s (lease until %s).",
+                    marker.holder,
+                    iso_time(marker.since),
+                    iso_time(marker.expires),
+                )
+            if image_pushed():
+                self.waited = time.monotonic() - start
+                return LockState.TAKEN
+            if time.monotonic() - start > self._timeout:
+                self.waited = time.monotonic() - start
+                _log.warning(
+                    "Waited %.0f s (--build-lock-timeout) for the build of %s: building anyway.",
+                    self.waited,
+                    marker.holder,
+                )
+                return LockState.TIMED_OUT
+            time.sleep(LOCK_POLL_SECONDS * random.uniform(0.7, 1.3))
+
+    def _take(self) -> bool:
+        """Writes our marker, and after a pause reads it back: whether it won."""
+        self._since = time.time()
+        self._renewal = 0
+        self._write(released=False)
+        time.sleep(LOCK_READ_BACK_SECONDS * random.uniform(1.0, 1.5))
+        marker = self._read()
+        if marker is None or marker.token != self._token:
+            return False
+        _log.info("Took the build lock (%s, lease %g s).", self.tag, self._lease)
+        self._renewer = threading.Thread(target=self._renew, name="lock-renewal", daemon=True)
+        self._renewer.start()
+        return True
+
+    def _renew(self) -> None:
+        """Moves the lease on while the build runs, three times a lease."""
+        while not self._stop.wait(self._lease / 3):
+            try:
+                marker = self._read()
+                if marker is None or marker.token != self._token:
+                    _log.warning(
+                        "Lost the build lock (%s) to %s; building on.",
+                        self.tag,
+                        marker.holder if marker else "nobody",
+                    )
+                    return
+                self._renewal += 1
+                self._write(released=False)
+            except Exception as error:
+                if not self._access.error(error):
+                    raise
+                _log.warning("Could not renew the build lock: %s", error)
+
+    def release(self) -> None:
+        """Ends our holding: deletes the marker, or marks it released."""
+        self._stop.set()
+        if self._renewer is None:
+            return
+        self._renewer.join()
+        self._renewer = None
+        access = self._access
+        try:
+            found = access.call(
+                "GET lock", lambda: access.client.manifest(access.repository, self.tag)
+            )
+            marker = read_lock_marker(found.document)
+            if marker is None or marker.token != self._token:
+                return  # taken over: not ours to release
+            try:
+                access.call(
+                    "DELETE lock",
+                    lambda: access.client.delete_manifest(access.repository, found.digest),
+                )
+            except access.module.Unsupported:
+                self._write(released=True)
+            except access.module.NotAllowed:
+                self._write(released=True)
+            _log.info("Released the build lock (%s).", self.tag)
+        except Exception as error:
+            if not access.error(error):
+                raise
+            _log.warning("Could not release the build lock (its lease will end): %s", error)
+
+    def _read(self) -> LockMarker | None:
+        access = self._access
+        try:
+            found = access.call(
+                "GET lock", lambda: access.client.manifest(access.repository, self.tag)
+            )
+        except access.module.NotFound:
+            return None
+        return read_lock_marker(found.document)
+
+    def _write(self, *, released: bool) -> None:
+        access = self._access
+        now = time.time()
+        marker = LockMarker(
+            self._holder,
+            self._token,
+            self._since,
+            now + self._lease,
+            self._lease,
+            self._renewal,
+            released,
+        )
+        document = marker.document()
+        body = json.dumps(document, sort_keys=True).encode()
+        manifest_type = document["mediaType"]
+        if not self._config_pushed:
+            access.call(
+                "PUT lock config",
+                lambda: access.client.push_blob(access.repository, _EMPTY_CONFIG),
+            )
+            self._config_pushed = True
+        access.call(
+            "PUT lock",
+            lambda: access.client.push_manifest(access.repository, self.tag, manifest_type, body),
+        )
+
+    def _unavailable(self, error: Exception) -> LockState:
+        if not self._access.error(error):
+            raise error
+        _log.warning("Cannot use the build lock, building without it: %s", error)
+        return LockState.UNAVAILABLE
+
+
+def iso_time(seconds: float) -> str:
+    """A time as ISO 8601, UTC, to the second."""
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(seconds))
+
+
+_TIME = re.compile(
+    r"([0-9]{4})-([0-9]{2})-([0-9]{2})[Tt ]([0-9]{2}):([0-9]{2}):([0-9]{2})"
+    r"(?:\.([0-9]{1,9}))?([Zz]|[+-][0-9]{2}:[0-9]{2})"
+)
+
+
+def parse_time(text: str) -> float | None:
+    """An RFC 3339 time (as Go writes it: up to nanoseconds, Z or an offset)
+    in seconds since the epoch; None if it is none."""
+    match = _TIME.fullmatch(text) if len(text) <= 40 else None
+    if match is None:
+        return None
+    year, month, day, hour, minute, second = (int(part) for part in match.groups()[:6])
+    try:
+        moment = calendar.timegm((year, month, day, hour, minute, second, 0, 0, 0))
+        datetime_check = time.gmtime(moment)
+    except (OverflowError, ValueError):
+        return None
+    if datetime_check[:6] != (year, month, day, hour, minute, second):
+        return None  # February 30th, second 61
+    fraction = float("0." + match.group(7)) if match.group(7) else 0.0
+    zone = match.group(8)
+    offset = 0 if zone in ("Z", "z") else int(zone[1:3]) * 3600 + int(zone[4:6]) * 60
+    return moment + fraction - (offset if zone[0] == "+" else -offset)
+
+
 # --- Getting the image ----------------------------------------------------
 
 
@@ -2191,16 +2694,30 @@ def get_registry_image(docker: Docker, options: Options, image: str) -> Got:
     With --no-push: builds and keeps it, also when the registry is unusable."""
     redact = (image, f"{reference_host(image)}/{options.repository}")
     outcome, message = docker.probe(image, redact)
-    broken = False  # the registry has the tag, but not all of its blobs
-    usable = True
     if outcome is Outcome.FOUND:
         _log.info("Image found, pulling...")
         if pull_unless_broken(docker, image, redact):
             return Got(Result.PULLED)
-        broken = True
-    else:
-        usable = _building_instead(options, outcome, message, image, docker.retries + 1)
+        # The registry has the tag, but not all of its blobs: rebuild it.
+        return build_and_push(docker, options, image, redact, recheck=False, usable=True)
+    usable = _building_instead(options, outcome, message, image, docker.retry.tries)
+    if options.build_lock is not None:
+        return build_under_lock(docker, options, image, redact)
+    return build_and_push(docker, options, image, redact, recheck=True, usable=usable)
 
+
+def build_and_push(
+    docker: Docker,
+    options: Options,
+    image: str,
+    redact: Sequence[str],
+    *,
+    recheck: bool,
+    usable: bool,
+) -> Got:
+    """Builds the image, then pushes it, unless another job has meanwhile
+    (`recheck`: the registry is asked again first). `usable`: the registry
+    can be asked at all (with --no-push it may not be)."""
     cache_image = None
     if options.layer_cache is not None and usable:
         cache_image = f"{without_tag(image)}:{options.layer_cache}"
@@ -2211,15 +2728,37 @@ def get_registry_image(docker: Docker, options: Options, image: str) -> Got:
         _log.info("Not pushing the image (%s).", reason)
         return Got(Result.BUILT, f"not pushed: {reason}")
 
-    if not broken and docker.probe(image, redact)[0] is Outcome.FOUND:
+    if recheck and docker.probe(image, redact)[0] is Outcome.FOUND:
         _log.info("Another job pushed the image meanwhile: pulling it instead of pushing.")
         docker.pull(image, redact)
         return Got(Result.TAKEN)
-    if push_unless_pushed(docker, image, redact, recheck=not broken):
+    if push_unless_pushed(docker, image, redact, recheck=recheck):
         return Got(Result.TAKEN)
     if cache_image is not None:
         push_layer_cache(docker, image, cache_image)
     return Got(Result.PUSHED)
+
+
+def build_under_lock(docker: Docker, options: Options, image: str, redact: Sequence[str]) -> Got:
+    """--build-lock: builds (and pushes) the image holding the tag's lock,
+    or waits for the job that holds it and pulls what it pushed."""
+    assert options.build_lock is not None
+    access = registry_client(docker, options, image, "--build-lock")
+    lock = BuildLock(
+        access, image.rsplit(":", 1)[1], options.build_lock, options.build_lock_timeout
+    )
+    with access.client:
+        state = lock.acquire(lambda: docker.found_now(image, redact))
+        waited = f"waited {lock.waited:.1f} s for another job's build" if lock.waited >= 1 else ""
+        if state is LockState.TAKEN:
+            _log.info("Another job built and pushed the image: pulling it.")
+            docker.pull(image, redact)
+            return Got(Result.TAKEN, waited)
+        try:
+            got = build_and_push(docker, options, image, redact, recheck=True, usable=True)
+        finally:
+            lock.release()
+    return got._replace(note=waited) if waited and not got.note else got
 
 
 def pull_unless_broken(docker: Docker, image: str, redact: Sequence[str]) -> bool:
@@ -2431,6 +2970,342 @@ class ImageCache:
                     _log.info("Removed %s from the image cache.", name)
 
 
+# --- Pruning the registry -------------------------------------------------
+
+# How many requests prune has under way at once: a registry answers a few
+# at a time faster than one by one, and more would be unkind.
+PRUNE_CONCURRENCY = 8
+CONFIG_MAX_BYTES = 8 * 1000 * 1000
+_INDEX_TYPES = frozenset(
+    {
+        "application/vnd.oci.image.index.v1+json",
+        "application/vnd.docker.distribution.manifest.list.v2+json",
+    }
+)
+_IMAGE_TYPES = frozenset(
+    {
+        "application/vnd.oci.image.manifest.v1+json",
+        "application/vnd.docker.distribution.manifest.v2+json",
+    }
+)
+
+
+class TagFacts(NamedTuple):
+    """What prune needs to know of one tag."""
+
+    tag: str
+    digest: str  # the manifest's
+    kind: str  # "image", "index", "lock" or "other"
+    created: float | None  # the image's build time; a lock's "since"
+    blobs: tuple[tuple[str, int], ...]  # an image's config and layers, with sizes
+    lock: LockMarker | None
+
+
+class Decision(NamedTuple):
+    """One tag's fate, and why: the line prune prints for it."""
+
+    tag: str
+    delete: bool
+    why: str  # the reason to keep it; for a delete, the build time
+    facts: TagFacts | None  # None for tags that vanished while read
+
+
+def prune_registry(docker: Docker, options: Options, image: str) -> tuple[int, int]:
+    """--prune-older-than: deletes the old digest tags of the repository, as
+    the policy says; prints a line per tag. Returns (deleted, kept)."""
+    policy = options.prune
+    assert policy is not None
+    current_tag = image.rsplit(":", 1)[1]
+    listed = read_keep_list(policy.keep_tags_from, without_tag(image))
+    access = registry_client(docker, options, image, "--prune-older-than")
+    with access.client:
+        try:
+            tags = access.call("GET tags", lambda: access.client.tags(access.repository))
+        except access.module.NotFound:
+            tags = []
+        facts = read_tag_facts(access, tags)
+        decisions = decide_prune(facts, current_tag, listed, policy, time.time())
+        deleted = execute_prune(access, decisions, dry_run=policy.dry_run)
+    kept = sum(1 for decision in decisions if not decision.delete)
+    _log.info("%s", prune_summary(decisions, deleted, kept, policy.dry_run))
+    return deleted, kept
+
+
+def read_keep_list(path: str | None, repository_name: str) -> set[str]:
+    """The tags of --keep-tags-from: image names of this repository (as
+    --print-image-name prints them) or bare tags, a line each."""
+    if path is None:
+        return set()
+    data = read_regular_file(path, DOCKERIGNORE_MAX_BYTES, "--keep-tags-from file")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise InputError(f"--keep-tags-from file {_show(path)} is not UTF-8: {error}") from None
+    tags = set()
+    for number, raw in enumerate(text.splitlines(), 1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        name, colon, tag = line.rpartition(":")
+        if colon and "/" not in tag and name:
+            if name != repository_name:
+                _log.warning(
+                    "--keep-tags-from line %d: %s is of another registry or repository; ignored.",
+                    number,
+                    _show(line),
+                )
+                continue
+            line = tag
+        if not _TAG.fullmatch(line):
+            _log.warning("--keep-tags-from line %d: %s is no tag; ignored.", number, _show(line))
+            continue
+        tags.add(line)
+    return tags
+
+
+def read_tag_facts(access: RegistryAccess, tags: Sequence[str]) -> list[TagFacts]:
+    """Each tag's manifest (and an image's config), a few requests at a time.
+    A tag that cannot be read stops the run before anything is deleted: its
+    digest is unknown, and a tag to delete might share it."""
+    with concurrent.futures.ThreadPoolExecutor(PRUNE_CONCURRENCY) as pool:
+        futures = [pool.submit(_tag_facts, access, tag) for tag in tags]
+        try:
+            found = [future.result() for future in futures]
+        except Exception as error:
+            for future in futures:
+                future.cancel()
+            if not access.error(error):
+                raise
+            raise DockerError(
+                f"cannot read the tags of {access.repository}: {error}; nothing was deleted"
+            ) from None
+    return [facts for facts in found if facts is not None]
+
+
+def _tag_facts(access: RegistryAccess, tag: str) -> TagFacts | None:
+    client, repository = access.client, access.repository
+    try:
+        manifest = access.call(f"GET {tag}", lambda: client.manifest(repository, tag))
+    except access.module.NotFound:
+        _log.info("%s went while the tags were read.", tag)
+        return None
+    document = manifest.document
+    if manifest.media_type in _INDEX_TYPES:
+        return TagFacts(tag, manifest.digest, "index", None, (), None)
+    if manifest.media_type not in _IMAGE_TYPES:
+        return TagFacts(tag, manifest.digest, "other", None, (), None)
+    if is_lock_tag(tag):
+        marker = read_lock_marker(document)
+        since = marker.since if marker else None
+        return TagFacts(tag, manifest.digest, "lock", since, (), marker)
+    blobs = _image_blobs(document)
+    config = document.get("config")
+    config_digest = config.get("digest") if isinstance(config, dict) else None
+    created = None
+    if isinstance(config_digest, str) and _DIGEST.fullmatch(config_digest):
+        try:
+            data = access.call(
+                f"GET {tag} config",
+                lambda: client.blob(repository, config_digest, CONFIG_MAX_BYTES),
+            )
+        except access.module.NotFound:
+            data = b""
+        created = _build_time(data)
+    return TagFacts(tag, manifest.digest, "image", created, blobs, None)
+
+
+def _image_blobs(document: Mapping[str, Any]) -> tuple[tuple[str, int], ...]:
+    """The (digest, size) of an image manifest's config and layers."""
+    descriptors = [document.get("config"), *(document.get("layers") or [])]
+    blobs = []
+    for descriptor in descriptors:
+        if isinstance(descriptor, dict):
+            digest, size = descriptor.get("digest"), descriptor.get("size")
+            if isinstance(digest, str) and isinstance(size, int) and size >= 0:
+                blobs.append((digest, size))
+    return tuple(blobs)
+
+
+def _build_time(config: bytes) -> float | None:
+    """An image config's `created`; None without one, or at the Unix epoch
+    (as reproducible builds write it): no build time to judge by."""
+    try:
+        document = json.loads(config)
+    except ValueError:
+        return None
+    created = document.get("created") if isinstance(document, dict) else None
+    moment = parse_time(created) if isinstance(created, str) else None
+    return moment if moment else None
+
+
+def decide_prune(
+    facts: Sequence[TagFacts], current_tag: str, listed: set[str], policy: PrunePolicy, now: float
+) -> list[Decision]:
+    """What to do with each tag, newest first (then the undated, by name).
+
+    A digest tag is deleted when its image was built longer ago than the
+    policy's age, unless it is the current inputs' tag, one of the newest,
+    listed, an index, has no build time, or shares its manifest with a tag
+    that is kept (a delete by digest would take that one too). A lock
+    marker is deleted once its lease is over. Other tags are never deleted.
+    """
+    dated = sorted(
+        (fact for fact in facts if fact.kind == "image" and fact.created is not None),
+        key=lambda fact: (-(fact.created or 0), fact.tag),
+    )
+    newest = {fact.tag for fact in dated[: policy.keep_newest]}
+    cutoff = now - policy.older_than
+    decisions = {}
+    for fact in facts:
+        why = _reason_to_keep(
+            fact, current_tag, listed=listed, newest=newest, cutoff=cutoff, now=now
+        )
+        decisions[fact.tag] = Decision(fact.tag, why is None, why or "", fact)
+    # A kept tag's manifest stays: so do the tags that name it.
+    kept_by_digest: dict[str, str] = {}
+    for fact in sorted(facts, key=lambda fact: (fact.tag.startswith(TAG_PREFIX), fact.tag)):
+        if not decisions[fact.tag].delete:
+            kept_by_digest.setdefault(fact.digest, fact.tag)
+    for tag, decision in decisions.items():
+        holder = kept_by_digest.get(decision.facts.digest) if decision.facts else None
+        if decision.delete and holder is not None:
+            decisions[tag] = decision._replace(
+                delete=False, why=f"shares its manifest with {holder}"
+            )
+    ordered = sorted(
+        decisions.values(),
+        key=lambda decision: (
+            decision.facts is None or decision.facts.created is None,
+            -(decision.facts.created or 0) if decision.facts else 0,
+            decision.tag,
+        ),
+    )
+    return [
+        decision._replace(why=iso_time(decision.facts.created or 0))
+        if decision.delete and decision.facts
+        else decision
+        for decision in ordered
+    ]
+
+
+def _reason_to_keep(  # noqa: PLR0911 (one reason per rule, in order)
+    fact: TagFacts,
+    current_tag: str,
+    *,
+    listed: set[str],
+    newest: set[str],
+    cutoff: float,
+    now: float,
+) -> str | None:
+    """Why a tag stays, or None if the policy lets it go."""
+    if not fact.tag.startswith(TAG_PREFIX):
+        return "not a digest tag"
+    if fact.kind == "lock":
+        marker = fact.lock
+        if (
+            marker is not None
+            and not marker.released
+            and marker.expires + CLOCK_ALLOWANCE_SECONDS > now
+        ):
+            return "live build lock"
+        return None
+    if fact.tag == current_tag:
+        return "current"
+    if fact.tag in listed:
+        return "listed"
+    if fact.kind == "index":
+        return "index"
+    if fact.kind != "image":
+        return "not an image manifest"
+    if fact.created is None:
+        return "no build time"
+    if fact.tag in newest:
+        return "newest"
+    if fact.created > cutoff:
+        return "younger"
+    return None
+
+
+def execute_prune(access: RegistryAccess, decisions: Sequence[Decision], *, dry_run: bool) -> int:
+    """Prints each decision as it is carried out; returns how many tags went.
+    A failure midway stops the run: the lines printed say which tags went."""
+    deleted_digests: set[str] = set()
+    deleted = 0
+    for decision in decisions:
+        if decision.delete and not dry_run and decision.facts:
+            digest = decision.facts.digest
+            if digest not in deleted_digests:
+                try:
+                    access.call(f"DELETE {decision.tag}", functools.partial(access.delete, digest))
+                except Exception as error:
+                    raise _delete_failure(access, error, deleted) from None
+                deleted_digests.add(digest)
+        if decision.delete:
+            deleted += 1
+        _print(f"{'delete' if decision.delete else 'keep'} {decision.tag} {decision.why}")
+    return deleted if not dry_run else 0
+
+
+def _delete_failure(access: RegistryAccess, error: Exception, deleted: int) -> Exception:
+    """A one-line error for a delete that failed, saying what to do."""
+    module = access.module
+    if not access.error(error):
+        return error
+    done = f" (after deleting {deleted} tags, printed above)" if deleted else " (nothing deleted)"
+    if isinstance(error, module.Unsupported):
+        return DockerError(
+            f"registry {access.host} refuses deletes through its API: {error}{done}; "
+            + _delete_hint(access.host)
+        )
+    if isinstance(error, module.NotAllowed):
+        return DockerError(f"not allowed to delete from {access.repository}: {error}{done}")
+    if isinstance(error, module.AuthenticationError):
+        return DockerError(
+            f"registry {access.host} refused our credentials: {error}{done} "
+            f"(are you logged in? docker login {access.host})"
+        )
+    return DockerError(f"stopped: {error}{done}")
+
+
+def _delete_hint(host: str) -> str:
+    """What deletes tags on a registry that refuses the API's DELETE."""
+    if host in ("docker.io", "index.docker.io", "registry-1.docker.io"):
+        return "Docker Hub deletes tags through its own API (hub.docker.com)"
+    if host == "ghcr.io":
+        return "GHCR deletes package versions through the GitHub API"
+    if host.endswith(".amazonaws.com"):
+        return "Amazon ECR deletes images with `aws ecr batch-delete-image` or lifecycle rules"
+    return "the CNCF registry (distribution) needs storage.delete.enabled: true"
+
+
+def prune_summary(decisions: Sequence[Decision], deleted: int, kept: int, dry_run: bool) -> str:
+    """How many went and stayed, and what garbage collection can free: the
+    bytes of the deleted images' blobs that no kept image names (an estimate:
+    the images of kept indexes are not read)."""
+    kept_blobs = {
+        digest
+        for decision in decisions
+        if not decision.delete and decision.facts
+        for digest, _ in decision.facts.blobs
+    }
+    freed = {
+        digest: size
+        for decision in decisions
+        if decision.delete and decision.facts
+        for digest, size in decision.facts.blobs
+        if digest not in kept_blobs
+    }
+    to_delete = sum(1 for decision in decisions if decision.delete)
+    if dry_run:
+        head = f"Dry run: would delete {to_delete} tags, keep {kept}"
+    else:
+        head = f"Deleted {deleted} tags, kept {kept}"
+    return (
+        f"{head}; {_size(sum(freed.values()))} of blobs {'would be' if dry_run else 'are'} "
+        "referenced by no kept tag (what the registry's garbage collection can free)."
+    )
+
+
 # --- main -----------------------------------------------------------------
 
 
@@ -2438,7 +3313,7 @@ def run_action(options: Options) -> None:
     """Does what the command line asks, raising on failure."""
     start = time.monotonic()
     docker = Docker(options)
-    if options.action is Action.GET_IMAGE:
+    if options.action in (Action.GET_IMAGE, Action.PRUNE):
         docker.check()  # before hashing, which can take a while
     if options.action is Action.EXPLAIN or options.action is Action.EXPLAIN_JSON:
         kind = TextExplainer if options.action is Action.EXPLAIN else JsonExplainer
@@ -2450,6 +3325,9 @@ def run_action(options: Options) -> None:
     if options.action is Action.PRINT_NAME:
         _print(image)
     outputs = {"image": image, "tag": image.rsplit(":", 1)[1]}
+    if options.action is Action.PRUNE:
+        deleted, kept = prune_registry(docker, options, image)
+        outputs.update(deleted=str(deleted), kept=str(kept))
     if options.action is Action.GET_IMAGE:
         _log.info("Image: %s", image)
         got = get_image(docker, options, image)

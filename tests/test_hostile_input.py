@@ -8,7 +8,7 @@ import subprocess
 import sys
 import time
 
-from get_docker_image import MAX_RETRY_WAIT_SECONDS, Docker, parse_options
+from get_docker_image import MAX_RETRY_WAIT_SECONDS, Retries
 from tests.fixtures import FAKE_DOCKER
 from tests.helpers import SCRIPT, Result
 from tests.test_resilience import ResilienceTestCase
@@ -59,13 +59,11 @@ class OptionValuesTest(ResilienceTestCase):
         self.assertEqual(self.docker_calls(), [])
 
     def test_no_wait_between_retries_overflows_or_exceeds_its_bound(self) -> None:
-        options = parse_options(["--repository", "r", "--retries", "100", "--retry-delay", "600"])
-        docker = Docker(options)
+        retries = Retries(100, 600)
         for number in (0, 1, 10, 99, 1100, 10**6):
             with self.subTest(number=number):
-                self.assertLessEqual(docker.retry_wait(number), MAX_RETRY_WAIT_SECONDS * 1.5)
-        options = parse_options(["--repository", "r", "--retry-delay", "2"])
-        waits = [Docker(options).retry_wait(number) for number in range(4)]
+                self.assertLessEqual(retries.wait(number), MAX_RETRY_WAIT_SECONDS * 1.5)
+        waits = [Retries(3, 2).wait(number) for number in range(4)]
         for number, wait in enumerate(waits):
             self.assertTrue(2 * 2**number * 0.5 <= wait <= 2 * 2**number * 1.5, waits)
 
