@@ -16,14 +16,11 @@ image cache directory; main.
 from __future__ import annotations
 
 import argparse
-import calendar
-import concurrent.futures
 import enum
 import errno
 import functools
 import hashlib
 import importlib
-import ipaddress
 import json
 import logging
 import math
@@ -31,11 +28,9 @@ import os
 import queue
 import random
 import re
-import secrets
 import shlex
 import shutil
 import signal
-import socket
 import stat
 import subprocess
 import sys
@@ -594,6 +589,14 @@ def reference_host(reference: str) -> str:
     component if it is a host and more follow, else Docker Hub."""
     first, slash, _ = reference.partition("/")
     return first if slash and is_registry_host(first) else "docker.io"
+
+
+def host_name(host: str) -> str:
+    """A registry host without its port ("[::1]:5000" -> "::1")."""
+    if host.startswith("["):
+        return host[1:].partition("]")[0]
+    name, colon, port = host.rpartition(":")
+    return name if colon and port.isascii() and port.isdigit() else host
 
 
 def without_tag(reference: str) -> str:
@@ -2079,8 +2082,10 @@ class Docker:
         entry = index.get(host) if isinstance(index, dict) else None
         if isinstance(entry, dict) and entry.get("Secure") is False:
             return True
+        import ipaddress  # noqa: PLC0415 (only prune and the lock need it)
+
         try:
-            address = ipaddress.ip_address(host.rpartition(":")[0] or host)
+            address = ipaddress.ip_address(host_name(host))
         except ValueError:
             return False
         networks = config.get("InsecureRegistryCIDRs")
@@ -2248,7 +2253,7 @@ def registry_client(docker: Docker, options: Options, image: str, option: str) -
     path = without_tag(image)[len(host) + 1 :]
     # Plain HTTP where docker itself allows it: loopback, or an insecure
     # registry of the engine's.
-    plain_http = registry.is_loopback(host) or docker.is_insecure_registry(host)
+    plain_http = registry.is_loopback(host_name(host)) or docker.is_insecure_registry(host)
     client = registry.Registry(host, timeout=options.probe_timeout, plain_http=plain_http)
     return RegistryAccess(registry, client, host, path, docker.retry)
 
@@ -2391,8 +2396,8 @@ class BuildLock:
         self.tag = tag + LOCK_SUFFIX
         self._lease = lease
         self._timeout = timeout
-        self._token = secrets.token_hex(8)
-        self._holder = f"{socket.gethostname()}/{os.getpid()}"
+        self._token = os.urandom(8).hex()
+        self._holder = f"{os.uname().nodename}/{os.getpid()}"
         self._since = 0.0
         self._renewal = 0
         self._stop = threading.Event()
@@ -2575,6 +2580,8 @@ def parse_time(text: str) -> float | None:
     if match is None:
         return None
     year, month, day, hour, minute, second = (int(part) for part in match.groups()[:6])
+    import calendar  # noqa: PLC0415 (only prune and the lock need it)
+
     try:
         moment = calendar.timegm((year, month, day, hour, minute, second, 0, 0, 0))
         datetime_check = time.gmtime(moment)
@@ -3067,6 +3074,8 @@ def read_tag_facts(access: RegistryAccess, tags: Sequence[str]) -> list[TagFacts
     """Each tag's manifest (and an image's config), a few requests at a time.
     A tag that cannot be read stops the run before anything is deleted: its
     digest is unknown, and a tag to delete might share it."""
+    import concurrent.futures  # noqa: PLC0415 (only prune needs it: start-up stays short)
+
     with concurrent.futures.ThreadPoolExecutor(PRUNE_CONCURRENCY) as pool:
         futures = [pool.submit(_tag_facts, access, tag) for tag in tags]
         try:
