@@ -2426,6 +2426,11 @@ class BuildLock:
                 or clock - watched_since > marker.lease
             )
             if marker is None or over:
+                # A holder releases its lock once it has pushed: the image
+                # may be there now (the probe before the lock said not).
+                if image_pushed():
+                    self.waited = time.monotonic() - start
+                    return LockState.TAKEN
                 if marker is not None and not marker.released:
                     _log.info("The build lock of %s has expired: taking it over.", marker.holder)
                 try:
