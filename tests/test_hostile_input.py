@@ -135,12 +135,12 @@ class TransferTimeoutTest(ResilienceTestCase):
     def test_a_silent_layer_cache_pull_is_stopped_and_the_build_goes_on(self) -> None:
         self.script(pull=[{"sleep": 30}])
         start = time.monotonic()
-        result = self.run_tool("--layer-cache", "--transfer-timeout", "0.5", "--retries", "0")
+        result = self.run_tool("--layer-cache", "--transfer-timeout", "0.3", "--retries", "0")
         self.assertLess(time.monotonic() - start, 10)
         self.assertEqual(result.status, 0, result.stderr)
         self.assertIn(
             "get_docker_image [WARNING] - Could not pull the layer cache, building without it: "
-            "docker pull printed nothing for 0.5 s (--transfer-timeout): stopped",
+            "docker pull printed nothing for 0.3 s (--transfer-timeout): stopped",
             result.log_messages(),
         )
 
@@ -148,13 +148,13 @@ class TransferTimeoutTest(ResilienceTestCase):
         self.set_env(FAKE_DOCKER_HAS_IMAGE="1")
         self.script(pull=[{"sleep": 30}, {"sleep": 30}])
         start = time.monotonic()
-        result = self.run_tool("--transfer-timeout", "0.5", "--retries", "1")
+        result = self.run_tool("--transfer-timeout", "0.3", "--retries", "1")
         self.assertLess(time.monotonic() - start, 10)
         self.assertEqual(result.status, 1)
         self.assertEqual(self.docker_argvs(), [self.probe, self.pull, self.pull])
         self.assertEqual(
             result.log_messages()[-1],
-            "get_docker_image [ERROR] - docker pull printed nothing for 0.5 s "
+            "get_docker_image [ERROR] - docker pull printed nothing for 0.3 s "
             "(--transfer-timeout): stopped",
         )
 
