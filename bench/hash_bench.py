@@ -38,8 +38,10 @@ Not part of the unit tests. Standard library only.
 
     python3 bench/hash_bench.py            # about a minute; 1 GiB on disk
     python3 bench/hash_bench.py --quick    # seconds
-    python3 bench/hash_bench.py --reference ../shared/reference/get_docker_image.py
-                                           # about two minutes
+    python3 bench/hash_bench.py --reference ORIGINAL/get_docker_image.py
+                                           # about two minutes; the original from
+                                           # ORIGINAL_URL below, its helpers beside it
+    python3 bench/hash_bench.py --baseline BEFORE   # hashing before and after a change
 """
 
 from __future__ import annotations
@@ -62,6 +64,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 REPO_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# The original, at the commit this tool ports: tools/ci_build/get_docker_image.py,
+# with logger.py beside it, and tools/python/util/ where it looks for it (the
+# README shows a sparse checkout of just these).
+ORIGINAL_URL = "https://github.com/microsoft/onnxruntime/tree/71e7c2b423/tools/ci_build"
 SCRIPT = os.path.join(REPO_DIR, "get_docker_image.py")
 MIB = 1024 * 1024
 
@@ -117,9 +123,9 @@ def floor_seconds_per_byte(data: bytes) -> float:
     return min(timings) / len(data)
 
 
-def measure_child(context: str, runs: int) -> None:
-    """In a child process: time compute_tag on `context`; print JSON."""
-    sys.path.insert(0, REPO_DIR)
+def measure_child(context: str, runs: int, tool: str) -> None:
+    """In a child process: time compute_tag of the tool in `tool` on `context`; print JSON."""
+    sys.path.insert(0, tool)
     from get_docker_image import compute_tag  # noqa: PLC0415 (after the path is set)
 
     dockerfile = os.path.join(context, "Dockerfile")
@@ -145,9 +151,9 @@ def peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def measure(context: str, runs: int) -> dict[str, float]:
+def measure(context: str, runs: int, tool: str = REPO_DIR) -> dict[str, float]:
     completed = subprocess.run(
-        [sys.executable, __file__, "--measure-child", context, "--runs", str(runs)],
+        [sys.executable, __file__, "--measure-child", context, "--runs", str(runs), "--tool", tool],
         capture_output=True,
         text=True,
         check=True,
@@ -426,12 +432,33 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="an eighth of the sizes")
     parser.add_argument("--runs", type=int, default=5, help="timed runs per case")
-    parser.add_argument("--reference", help="the original get_docker_image.py, to compare")
+    parser.add_argument(
+        "--reference",
+        metavar="PATH",
+        help="the original get_docker_image.py (with its logger.py and util/ beside it), to "
+        f"compare: see {ORIGINAL_URL}",
+    )
+    parser.add_argument(
+        "--baseline",
+        metavar="DIR",
+        help="another checkout of this tool (e.g. `git worktree add /tmp/before HEAD~5`): its "
+        "hashing against this one's, case by case, in turns",
+    )
     parser.add_argument("--measure-child", help=argparse.SUPPRESS)
+    parser.add_argument("--tool", default=REPO_DIR, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.measure_child:
-        measure_child(args.measure_child, args.runs)
+        measure_child(args.measure_child, args.runs, args.tool)
         return 0
+    if args.reference and not os.path.isfile(
+        os.path.join(os.path.dirname(os.path.abspath(args.reference)), "logger.py")
+    ):
+        parser.error(
+            f"--reference {args.reference!r}: no original with its logger.py beside it "
+            f"(an onnxruntime checkout at {ORIGINAL_URL})"
+        )
+    if args.baseline and not os.path.isfile(os.path.join(args.baseline, "get_docker_image.py")):
+        parser.error(f"--baseline {args.baseline!r}: no get_docker_image.py in it")
 
     print(f"Python {sys.version.split()[0]}, {os.cpu_count()} CPUs, {cpu_model()}")
     with tempfile.TemporaryDirectory(prefix="hash-bench-") as scratch:
@@ -467,6 +494,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 f"{(seconds - floor_seconds) / files * 1e6:>7.2f} "
                 f"{result['peak_rss_mib']:>8.1f} {floor_seconds / seconds:>9.0%}"
             )
+        if args.baseline:
+            compare_baseline(args.baseline, built, args.runs)
         if args.reference:
             compare_cli(args.reference, {name: built[name][0] for name in built}, args.runs)
             compare_small_contexts(args.reference, scratch, args.runs, args.quick)
@@ -477,6 +506,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         "time taken (100% = as fast as SHA-256 itself)."
     )
     return 0
+
+
+def compare_baseline(baseline: str, built: dict[str, tuple[str, int, int]], runs: int) -> None:
+    """Each case hashed by the baseline checkout and by this one, in turns
+    (three times each, each a fresh child with its own runs): their medians."""
+    print(f"\nhashing: {baseline} (before) against this checkout (after), in turns")
+    header = f"{'case':<12} {'before s':>9} {'after s':>8} {'after/before':>13}"
+    print(header)
+    print("-" * len(header))
+    for name, (context, _, _) in built.items():
+        before, after = [], []
+        for _ in range(3):
+            before.append(measure(context, runs, baseline)["seconds"])
+            after.append(measure(context, runs)["seconds"])
+        b, a = statistics.median(before), statistics.median(after)
+        print(f"{name:<12} {b:>9.3f} {a:>8.3f} {a / b:>13.3f}")
 
 
 def cpu_model() -> str:

@@ -1,6 +1,11 @@
 #!/usr/bin/env python3
 """How much --layer-cache saves when one small file of the build context changes.
 
+It simulates fresh CI runners: for BuildKit it empties the engine's WHOLE
+build cache (`docker builder prune --all --force`), not only this
+benchmark's. It asks before it does (--yes: do not ask); with
+--builders classic it prunes nothing.
+
 Starts its own throwaway `docker-registry` on a free port of 127.0.0.1, builds
 and pushes a busybox base image there, and then, for each builder (the classic
 builder: `--docker-path docker`; BuildKit: `--docker-path /usr/bin/docker` with
@@ -21,16 +26,17 @@ is met: a one-file change with --layer-cache takes at most 0.3x the time
 without it on both builders, with the expensive step cached, and a hit runs no
 build and leaves the cache tag where it was.
 
-`docker builder prune -af` empties the engine's whole BuildKit cache, not just
-this benchmark's: do not run it on an engine whose cache you want to keep.
-Everything else it makes (registry, images, files) it removes at the end.
+Everything else it makes (registry, images, files) it removes at the end, by
+name: an image that another one is built on loses its names, never another
+repository's.
 
 Not part of the unit tests. Standard library only. Needs docker, Debian's
 `docker-registry` and `busybox-static` (for /bin/busybox) and, for BuildKit,
 Debian's docker client at /usr/bin/docker (a client with built-in BuildKit).
 
-    python3 bench/layer_cache_bench.py             # about 3 minutes
+    python3 bench/layer_cache_bench.py             # about 3 minutes; asks first
     python3 bench/layer_cache_bench.py --quick     # one run, 3 s sleep
+    python3 bench/layer_cache_bench.py --builders classic   # prunes nothing
     python3 bench/layer_cache_bench.py --emulate   # the tool's docker calls, made directly
 """
 
@@ -171,22 +177,41 @@ def docker(builder: Builder, *args: str, check: bool = True) -> subprocess.Compl
     )
 
 
-def image_ids(builder: Builder, *references: str) -> set[str]:
-    """IDs of the local images of these repositories, whatever their tags (also untagged
-    ones known only by a repository digest, as a pull leaves them when the tag moves)."""
-    ids: set[str] = set()
-    for reference in references:
-        listed = docker(builder, "image", "ls", "--quiet", "--no-trunc", reference, check=False)
-        ids.update(listed.stdout.split())
-    return ids
+def image_names(builder: Builder, *repositories: str) -> list[str]:
+    """The names of the local images of these repositories: each tag, and the
+    repository digest of those left untagged (as a pull leaves them when the tag moves)."""
+    names: list[str] = []
+    for repository in repositories:
+        listed = docker(
+            builder,
+            "image",
+            "ls",
+            "--digests",
+            "--format",
+            "{{.Repository}} {{.Tag}} {{.Digest}}",
+            repository,
+            check=False,
+        )
+        for line in listed.stdout.splitlines():
+            name, tag, digest = line.split()
+            if tag != "<none>":
+                names.append(f"{name}:{tag}")
+            elif digest != "<none>":
+                names.append(f"{name}@{digest}")
+    return names
+
+
+def remove_images(builder: Builder, *repositories: str) -> None:
+    """Removes these repositories' images by name: by ID with --force, an image
+    that another one is built on would keep a tag."""
+    if names := image_names(builder, *repositories):
+        docker(builder, "image", "rm", *names, check=False)
 
 
 def fresh_runner(builder: Builder, *repositories: str) -> None:
     """Makes the engine look like a new CI runner's for these repositories: none of their
     images, and for BuildKit no build cache at all (global: the whole engine's)."""
-    ids = image_ids(builder, *repositories)
-    if ids:
-        docker(builder, "image", "rm", "--force", *sorted(ids), check=False)
+    remove_images(builder, *repositories)
     if builder.buildkit:
         docker(builder, "builder", "prune", "--all", "--force", check=False)
 
@@ -452,6 +477,17 @@ def print_table(results: dict[str, dict[str, list[Outcome]]]) -> None:
             print(f"{name:<9} {case:<20} {seconds:>9.2f} {cached:>13} {seconds / baseline:>6.2f}")
 
 
+def agreed_to_prune() -> bool:
+    """Asks, where someone can answer, before the engine's BuildKit cache goes."""
+    if not sys.stdin.isatty():
+        return False
+    answer = input(
+        "The BuildKit runs empty this engine's WHOLE build cache (docker builder prune "
+        "--all --force). Go on? [y/N] "
+    )
+    return answer.strip().lower() in ("y", "yes")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="one run, a 3 s expensive step")
@@ -463,6 +499,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--builders",
         default=",".join(BUILDERS),
         help=f"comma-separated, of {', '.join(BUILDERS)} (default: all)",
+    )
+    parser.add_argument(
+        "--yes",
+        action="store_true",
+        help="empty the engine's whole BuildKit cache without asking (BuildKit's runs do)",
     )
     parser.add_argument(
         "--emulate",
@@ -479,6 +520,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(f"--builders: no builder {error}")
     if runs < 1 or not builders:
         parser.error("need at least one run and one builder")
+    if any(builder.buildkit for builder in builders) and not (args.yes or agreed_to_prune()):
+        print(
+            "not run: the BuildKit runs empty the engine's whole build cache "
+            "(--yes to agree, --builders classic to run without them)",
+            file=sys.stderr,
+        )
+        return 2
     if missing := missing_requirements(builders):
         print(f"cannot run: missing {', '.join(missing)}", file=sys.stderr)
         return 1
@@ -506,9 +554,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         finally:
             for bench in benches:
                 bench.fresh_runner()  # removes its images (and BuildKit's cache)
-            classic = BUILDERS["classic"]
-            if base_ids := image_ids(classic, f"{registry.address}/{BASE_REPOSITORY}"):
-                docker(classic, "image", "rm", "--force", *sorted(base_ids), check=False)
+            remove_images(BUILDERS["classic"], f"{registry.address}/{BASE_REPOSITORY}")
             registry.stop()
 
     print()
