@@ -1277,14 +1277,20 @@ def _sorted(
     return files, links, subdirectories
 
 
-def _hash_original_context(hasher: _Hasher, path: bytes) -> None:
-    """The original mode's walk: the context as given, links followed."""
+def _context_root(path: bytes) -> os.stat_result:
+    """The context directory's status; an InputError unless it is one."""
     try:
         root = os.stat(path)
     except OSError as error:
         raise _input_error(error, path, "context directory") from None
     if not stat.S_ISDIR(root.st_mode):
         raise InputError(f"context is not a directory: {_show(path)}")
+    return root
+
+
+def _hash_original_context(hasher: _Hasher, path: bytes) -> None:
+    """The original mode's walk: the context as given, links followed."""
+    root = _context_root(path)
     prefix = path if path.endswith(b"/") else path + b"/"
     links = _LinkWalk(path)
     _walk(
@@ -1470,12 +1476,7 @@ def _contains(directory: bytes, path: bytes) -> bool:
 
 def _hash_docker_context(hasher: _Hasher, path: bytes) -> None:
     """The docker mode's walk: what `docker build` sends of the context."""
-    try:
-        root = os.stat(path)
-    except OSError as error:
-        raise _input_error(error, path, "context directory") from None
-    if not stat.S_ISDIR(root.st_mode):
-        raise InputError(f"context is not a directory: {_show(path)}")
+    _context_root(path)
     dockerignore_path = os.path.join(path, b".dockerignore")
     patterns = _optional_module("dockerignore", "--hash-mode docker")
     data = read_regular_file(
