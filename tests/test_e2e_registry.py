@@ -213,10 +213,14 @@ class BasicAuthTest(E2ETestCase):
                 share_manifest(client, repository, f"t{number:03}-0", tag)
             return [(tag, image.created) for tag in [f"t{number:03}-0", *tags]]
 
+        # The first image alone: it uploads the layer all share. Threads that
+        # upload one blob at once can make distribution 2.8 answer 500 (its
+        # filesystem store racing with itself), which is not what this measures.
+        pushed = push(0)
         with ThreadPoolExecutor(THREADS) as pool:
-            pushed = [
+            pushed += [
                 pair
-                for pairs in pool.map(push, range(MANY_TAGS // TAGS_PER_IMAGE))
+                for pairs in pool.map(push, range(1, MANY_TAGS // TAGS_PER_IMAGE))
                 for pair in pairs
             ]
         started = time.monotonic()
