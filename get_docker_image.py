@@ -1077,8 +1077,12 @@ class _Hasher:
         close) and two hash updates.
         """
         # Locals: this loop runs once per file, and lookups add up.
-        record, add_content = self.records.file, self._add_content
-        open_, fstat, close, is_regular = os.open, os.fstat, os.close, stat.S_ISREG
+        record, add_content, update = self.records.file, self._add_content, self.digest.update
+        open_, fstat, read, close, is_regular = os.open, os.fstat, os.read, os.close, stat.S_ISREG
+        # A small file that nobody observes is hashed here without a call
+        # more (the common case, by far); any other goes to _add_content.
+        small = self._small_file_size if self.observer is None else 0
+        add_file = self.progress.add
         for name in names:
             path = prefix + name
             if name in links:
@@ -1090,12 +1094,25 @@ class _Hasher:
                 raise _input_error(error, path, "file") from None
             try:
                 status = fstat(fd)
-                if is_regular(status.st_mode):
-                    add_content(fd, path, status, record(path, status.st_mode, status.st_size))
+                size = status.st_size
+                if not is_regular(status.st_mode):
+                    continue
+                if size >= small:
+                    add_content(fd, path, status, record(path, status.st_mode, size))
+                    continue
+                data = read(fd, size + 1)
+                if len(data) > size:  # it grew since fstat: the general way
+                    os.lseek(fd, 0, os.SEEK_SET)
+                    add_content(fd, path, status, record(path, status.st_mode, size))
+                    continue
+                update(record(path, status.st_mode, size) + data)
             except OSError as error:
                 raise _input_error(error, path, "file") from None
             finally:
                 close(fd)
+            if len(data) != size and self.records.states_sizes:
+                raise InputError(f"file changed while it was hashed: {_show(path)}")
+            add_file(1, len(data))
 
     def _add_content(
         self,
