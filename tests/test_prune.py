@@ -107,6 +107,7 @@ class DecisionsTest(unittest.TestCase):
             lock(digest_tag("bbb-lock"), -3600, -600),
             lock(digest_tag("ccc-lock"), -100, 50, released=True),
             lock(digest_tag("ddd-lock"), -7200, -3),  # past by less than the clock allowance
+            TagFacts(digest_tag("eee-lock"), fake_digest("eee"), "lock", None, (), None),
         ]
         listed = {digest_tag("listed")}
         decisions = decide_prune(facts, digest_tag("current"), listed, POLICY, NOW)
@@ -133,6 +134,7 @@ class DecisionsTest(unittest.TestCase):
                 "keep image_content_digest_listed listed",
                 "keep image_content_digest_current current",
                 "keep cache not a digest tag",
+                "delete image_content_digest_eee-lock unreadable lock marker",
                 "keep image_content_digest_epoch no build time",
                 "keep image_content_digest_index index",
                 "keep image_content_digest_schema1 not an image manifest",
