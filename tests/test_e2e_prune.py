@@ -274,15 +274,17 @@ class BasicAuthPruneTest(PruneE2ETestCase):
 
     def test_many_tags_in_seconds(self) -> None:
         client = self.client(self.local.address, self.docker_config)
-        with ThreadPoolExecutor(8) as pool:
-            list(
-                pool.map(
-                    lambda days: push_test_image(
-                        client, self.repository, f"{PREFIX}n{days:03}", days_ago(days - 0.5)
-                    ),
-                    range(1, MANY_TAGS + 1),
-                )
+
+        def push(days: int) -> PushedImage:
+            return push_test_image(
+                client, self.repository, f"{PREFIX}n{days:03}", days_ago(days - 0.5)
             )
+
+        # The first push stores the layer all share: the registry answers 500 to a HEAD
+        # of a blob that another upload is committing.
+        push(1)
+        with ThreadPoolExecutor(8) as pool:
+            list(pool.map(push, range(2, MANY_TAGS + 1)))
         started = time.monotonic()
         completed = self.prune(self.local.address, self.docker_config)
         seconds = time.monotonic() - started
@@ -383,7 +385,6 @@ class PruneDuringCITest(PruneE2ETestCase):
         self.addCleanup(remove_images, self.repository)
         self.outputs: list[str] = []
         self.addCleanup(lambda: remove_dangling_images_of("".join(self.outputs)))
-        self.docker_config = self.temporary_directory()  # the registry wants none
 
     def job(self, *extra: str, env: Mapping[str, str] | None = None) -> str:
         """A CI job: gets the image; returns its log."""
