@@ -533,6 +533,11 @@ def check_options(options: Options) -> None:
         )
     if options.prune is not None and local:
         raise UsageError("--prune-older-than needs --container-registry")
+    if options.prune is not None and options.no_push:
+        raise UsageError(
+            "--no-push: not with --prune-older-than, which deletes from the registry "
+            "(--dry-run deletes nothing)"
+        )
     if options.image_cache_dir is not None and not (local or options.no_push):
         raise UsageError(
             "--image-cache-dir needs local-only mode or --no-push "
@@ -3029,6 +3034,7 @@ class TagFacts(NamedTuple):
     created: float | None  # the image's build time; a lock's "since"
     blobs: tuple[tuple[str, int], ...]  # an image's config and layers, with sizes
     lock: LockMarker | None
+    children: tuple[str, ...] = ()  # the digests of an index's manifests
 
 
 class Decision(NamedTuple):
@@ -3053,6 +3059,10 @@ def prune_registry(docker: Docker, options: Options, image: str) -> tuple[int, i
             tags = access.call("GET tags", lambda: access.client.tags(access.repository))
         except access.module.NotFound:
             tags = []
+        except Exception as error:
+            if not access.error(error):
+                raise
+            raise DockerError(f"cannot list the tags of {access.repository}: {error}") from None
         facts = read_tag_facts(access, tags)
         decisions = decide_prune(facts, current_tag, listed, policy, time.time())
         deleted = execute_prune(access, decisions, dry_run=policy.dry_run)
@@ -3103,10 +3113,10 @@ def read_tag_facts(access: RegistryAccess, tags: Sequence[str]) -> list[TagFacts
         futures = [pool.submit(_tag_facts, access, tag) for tag in tags]
         try:
             found = [future.result() for future in futures]
-        except Exception as error:
+        except BaseException as error:  # an interrupt too: the reads not begun are not made
             for future in futures:
                 future.cancel()
-            if not access.error(error):
+            if not isinstance(error, Exception) or not access.error(error):
                 raise
             raise DockerError(
                 f"cannot read the tags of {access.repository}: {error}; nothing was deleted"
@@ -3123,7 +3133,13 @@ def _tag_facts(access: RegistryAccess, tag: str) -> TagFacts | None:
         return None
     document = manifest.document
     if manifest.media_type in _INDEX_TYPES:
-        return TagFacts(tag, manifest.digest, "index", None, (), None)
+        entries = document.get("manifests")
+        children = tuple(
+            entry["digest"]
+            for entry in (entries if isinstance(entries, list) else [])
+            if isinstance(entry, dict) and isinstance(entry.get("digest"), str)
+        )
+        return TagFacts(tag, manifest.digest, "index", None, (), None, children)
     if manifest.media_type not in _IMAGE_TYPES:
         return TagFacts(tag, manifest.digest, "other", None, (), None)
     if is_lock_tag(tag):
@@ -3159,15 +3175,16 @@ def _image_blobs(document: Mapping[str, Any]) -> tuple[tuple[str, int], ...]:
 
 
 def _build_time(config: bytes) -> float | None:
-    """An image config's `created`; None without one, or at the Unix epoch
-    (as reproducible builds write it): no build time to judge by."""
+    """An image config's `created`; None without one, or at the Unix epoch or
+    before (as reproducible builds write it, or Go's zero time): no build time
+    to judge by."""
     try:
         document = json.loads(config)
     except ValueError:
         return None
     created = document.get("created") if isinstance(document, dict) else None
     moment = parse_time(created) if isinstance(created, str) else None
-    return moment if moment else None
+    return moment if moment is not None and moment > 0 else None
 
 
 def decide_prune(
@@ -3176,13 +3193,18 @@ def decide_prune(
     """What to do with each tag, newest first (then the undated, by name).
 
     A digest tag is deleted when its image was built longer ago than the
-    policy's age, unless it is the current inputs' tag, one of the newest,
-    listed, an index, has no build time, or shares its manifest with a tag
-    that is kept (a delete by digest would take that one too). A lock
-    marker is deleted once its lease is over. Other tags are never deleted.
+    policy's age, unless it is the current inputs' tag, one of the newest
+    digest tags, listed, an index, has no build time, or shares its manifest
+    with a tag that is kept (a delete by digest would take that one too), or
+    its manifest is one that a kept index names (the index would break). A
+    lock marker is deleted once its lease is over. Other tags are never deleted.
     """
     dated = sorted(
-        (fact for fact in facts if fact.kind == "image" and fact.created is not None),
+        (
+            fact
+            for fact in facts
+            if fact.kind == "image" and fact.created is not None and fact.tag.startswith(TAG_PREFIX)
+        ),
         key=lambda fact: (-(fact.created or 0), fact.tag),
     )
     newest = {fact.tag for fact in dated[: policy.keep_newest]}
@@ -3193,17 +3215,23 @@ def decide_prune(
             fact, current_tag, listed=listed, newest=newest, cutoff=cutoff, now=now
         )
         decisions[fact.tag] = Decision(fact.tag, why is None, why or "", fact)
-    # A kept tag's manifest stays: so do the tags that name it.
-    kept_by_digest: dict[str, str] = {}
-    for fact in sorted(facts, key=lambda fact: (fact.tag.startswith(TAG_PREFIX), fact.tag)):
-        if not decisions[fact.tag].delete:
-            kept_by_digest.setdefault(fact.digest, fact.tag)
+    # A kept tag's manifest stays: so do the tags that name it, and the
+    # manifests a kept index names. Tags that are no digest tags are named first.
+    kept = [
+        fact
+        for fact in sorted(facts, key=lambda fact: (fact.tag.startswith(TAG_PREFIX), fact.tag))
+        if not decisions[fact.tag].delete
+    ]
+    keeping: dict[str, str] = {}
+    for fact in kept:
+        keeping.setdefault(fact.digest, f"shares its manifest with {fact.tag}")
+    for fact in kept:
+        for child in fact.children:
+            keeping.setdefault(child, f"in the index {fact.tag}")
     for tag, decision in decisions.items():
-        holder = kept_by_digest.get(decision.facts.digest) if decision.facts else None
-        if decision.delete and holder is not None:
-            decisions[tag] = decision._replace(
-                delete=False, why=f"shares its manifest with {holder}"
-            )
+        why = keeping.get(decision.facts.digest) if decision.facts else None
+        if decision.delete and why is not None:
+            decisions[tag] = decision._replace(delete=False, why=why)
     ordered = sorted(
         decisions.values(),
         key=lambda decision: (
@@ -3213,11 +3241,16 @@ def decide_prune(
         ),
     )
     return [
-        decision._replace(why=iso_time(decision.facts.created or 0))
-        if decision.delete and decision.facts
-        else decision
+        decision._replace(why=_delete_time(decision.facts)) if decision.delete else decision
         for decision in ordered
     ]
+
+
+def _delete_time(facts: TagFacts | None) -> str:
+    """What a delete line says after the tag: when it was built (a lock: taken)."""
+    if facts is None or facts.created is None:
+        return "unreadable lock marker"  # the only deletes without a time
+    return iso_time(facts.created)
 
 
 def _reason_to_keep(  # noqa: PLR0911 (one reason per rule, in order)
@@ -3253,29 +3286,97 @@ def _reason_to_keep(  # noqa: PLR0911 (one reason per rule, in order)
         return "no build time"
     if fact.tag in newest:
         return "newest"
-    if fact.created > cutoff:
+    if fact.created >= cutoff:  # built DURATION ago or less: not longer ago
         return "younger"
     return None
 
 
 def execute_prune(access: RegistryAccess, decisions: Sequence[Decision], *, dry_run: bool) -> int:
-    """Prints each decision as it is carried out; returns how many tags went.
-    A failure midway stops the run: the lines printed say which tags went."""
-    deleted_digests: set[str] = set()
-    deleted = 0
-    for decision in decisions:
-        if decision.delete and not dry_run and decision.facts:
-            digest = decision.facts.digest
-            if digest not in deleted_digests:
-                try:
-                    access.call(f"DELETE {decision.tag}", functools.partial(access.delete, digest))
-                except Exception as error:
-                    raise _delete_failure(access, error, deleted) from None
-                deleted_digests.add(digest)
-        if decision.delete:
-            deleted += 1
-        _print(f"{'delete' if decision.delete else 'keep'} {decision.tag} {decision.why}")
-    return deleted if not dry_run else 0
+    """Carries the decisions out, a few deletes at a time (one per manifest: the
+    tags that share one go with it), printing each tag's line in order, a
+    delete's once it is done; returns how many tags went. A failure stops the
+    run: the deletes not yet begun are not made, those under way end, and the
+    lines printed say exactly which tags went."""
+    if dry_run:
+        for decision in decisions:
+            _print(_decision_line(decision))
+        return 0
+    import concurrent.futures  # noqa: PLC0415 (only prune needs it: start-up stays short)
+
+    stop = threading.Event()  # set when a delete fails, or the run is interrupted
+
+    def delete(tag: str, digest: str) -> bool:
+        """Whether the manifest went; False if the run stopped before it began."""
+        if stop.is_set():
+            return False
+        try:
+            _delete_manifest(access, tag, digest)
+        except BaseException:
+            stop.set()
+            raise
+        return True
+
+    def stopped(rest: Sequence[Decision], failure: BaseException | None, deleted: int) -> NoReturn:
+        """Once the deletes under way have ended: prints the lines of those of
+        `rest` that went, and raises the failure."""
+        for decision in rest:
+            digest = _digest_to_delete(decision)
+            future = deletes.get(digest) if digest is not None else None
+            if future is None or future.cancelled():
+                continue
+            if future.exception() is not None:
+                failure = failure or future.exception()
+            elif future.result():
+                deleted += 1
+                _print(_decision_line(decision))
+        if not isinstance(failure, Exception):
+            raise failure or AssertionError("a delete stopped the run without failing")
+        raise _delete_failure(access, failure, deleted) from None
+
+    deletes: dict[str, concurrent.futures.Future[bool]] = {}
+    printed: list[Decision] = []
+    failure: BaseException | None = None
+    pool = concurrent.futures.ThreadPoolExecutor(PRUNE_CONCURRENCY)
+    try:
+        for decision in decisions:
+            digest = _digest_to_delete(decision)
+            if digest is not None and digest not in deletes:
+                deletes[digest] = pool.submit(delete, decision.tag, digest)
+        for decision in decisions:
+            digest = _digest_to_delete(decision)
+            if digest is not None and not deletes[digest].result():
+                break  # another delete failed
+            _print(_decision_line(decision))
+            printed.append(decision)
+        else:
+            return sum(decision.delete for decision in printed)
+    except BaseException as error:
+        stop.set()
+        if isinstance(error, Exception) and not access.error(error):
+            raise
+        failure = error
+    finally:
+        stop.set()
+        pool.shutdown(wait=True, cancel_futures=True)
+    stopped(decisions[len(printed) :], failure, sum(decision.delete for decision in printed))
+
+
+def _digest_to_delete(decision: Decision) -> str | None:
+    return decision.facts.digest if decision.delete and decision.facts else None
+
+
+def _decision_line(decision: Decision) -> str:
+    """The line prune prints for a tag: the action first."""
+    return f"{'delete' if decision.delete else 'keep'} {decision.tag} {decision.why}"
+
+
+def _delete_manifest(access: RegistryAccess, tag: str, digest: str) -> None:
+    """Deletes a manifest (and so its tags); one already gone (another prune, a lock
+    released meanwhile) is gone all the same."""
+    try:
+        access.call(f"DELETE {tag}", functools.partial(access.delete, digest))
+    except access.module.NotFound:
+        _log.info("%s was gone already (its manifest is deleted).", tag)
 
 
 def _delete_failure(access: RegistryAccess, error: Exception, deleted: int) -> Exception:
@@ -3284,30 +3385,44 @@ def _delete_failure(access: RegistryAccess, error: Exception, deleted: int) -> E
     if not access.error(error):
         return error
     done = f" (after deleting {deleted} tags, printed above)" if deleted else " (nothing deleted)"
+    hint = _delete_hint(access.host)
     if isinstance(error, module.Unsupported):
         return DockerError(
             f"registry {access.host} refuses deletes through its API: {error}{done}; "
-            + _delete_hint(access.host)
+            + (hint or DISTRIBUTION_DELETE_HINT)
         )
-    if isinstance(error, module.NotAllowed):
-        return DockerError(f"not allowed to delete from {access.repository}: {error}{done}")
     if isinstance(error, module.AuthenticationError):
         return DockerError(
             f"registry {access.host} refused our credentials: {error}{done} "
             f"(are you logged in? docker login {access.host})"
         )
-    return DockerError(f"stopped: {error}{done}")
+    also = f"; {hint}" if hint else ""
+    if isinstance(error, module.NotAllowed):
+        return DockerError(f"not allowed to delete from {access.repository}: {error}{done}{also}")
+    return DockerError(f"stopped: {error}{done}{also}")
 
 
-def _delete_hint(host: str) -> str:
-    """What deletes tags on a registry that refuses the API's DELETE."""
+DISTRIBUTION_DELETE_HINT = "the CNCF registry (distribution) needs storage.delete.enabled: true"
+
+
+def _delete_hint(host: str) -> str | None:
+    """How tags are deleted on a registry known to refuse (some) deletes of the
+    API, by its host; None for others."""
     if host in ("docker.io", "index.docker.io", "registry-1.docker.io"):
-        return "Docker Hub deletes tags through its own API (hub.docker.com)"
+        return (
+            "Docker Hub deletes tags through its own API (hub.docker.com), and only "
+            "untagged manifests through the registry's"
+        )
     if host == "ghcr.io":
         return "GHCR deletes package versions through the GitHub API"
     if host.endswith(".amazonaws.com"):
         return "Amazon ECR deletes images with `aws ecr batch-delete-image` or lifecycle rules"
-    return "the CNCF registry (distribution) needs storage.delete.enabled: true"
+    if host == "gcr.io" or host.endswith((".gcr.io", "-docker.pkg.dev")):
+        return (
+            "Google's registries delete a tagged manifest with "
+            "`gcloud artifacts docker images delete --delete-tags` or cleanup policies"
+        )
+    return None
 
 
 def prune_summary(decisions: Sequence[Decision], deleted: int, kept: int, dry_run: bool) -> str:

@@ -256,6 +256,7 @@ _MANIFEST_ROUTE = re.compile(rf"/v2/{_NAME}/manifests/(?P<reference>[^/]+)")
 _BLOB_ROUTE = re.compile(rf"/v2/{_NAME}/blobs/(?P<digest>sha256:[0-9a-f]{{64}})")
 _UPLOADS_ROUTE = re.compile(rf"/v2/{_NAME}/blobs/uploads/(?P<upload>[0-9a-f]*)")
 _TAGS_ROUTE = re.compile(rf"/v2/{_NAME}/tags/list")
+_DIGEST_REFERENCE = re.compile(r"sha256:[0-9a-f]{64}")
 
 
 class MemoryRegistry(LoopbackServer):
@@ -283,11 +284,14 @@ class MemoryRegistry(LoopbackServer):
         super().__init__(lifetime=lifetime, tls=tls)
 
     def put_manifest(self, repository: str, tag: str, media_type: str, body: bytes) -> str:
-        """Stores a manifest under a tag (no upload); returns its digest."""
+        """Stores a manifest under a tag (no upload), or by its digest only when `tag` is
+        one (as a registry does: a digest is no tag); returns its digest."""
         digest = sha256_digest(body)
         with self._lock:
             self.manifests[digest] = (media_type, body)
-            self.tags.setdefault(repository, {})[tag] = digest
+            tags = self.tags.setdefault(repository, {})
+            if not _DIGEST_REFERENCE.fullmatch(tag):
+                tags[tag] = digest
         return digest
 
     def respond(self, exchange: Exchange, handler: BaseHTTPRequestHandler) -> None:
