@@ -3,12 +3,9 @@
 Sources (read for this port):
   github.com/moby/patternmatcher v0.6.0 (vendored by docker/cli v28):
     ignorefile/ignorefile.go  ReadAll
-    patternmatcher.go         New, Matches, MatchesOrParentMatches,
-                              MatchesUsingParentResults, Pattern.compile
+    patternmatcher.go         New, MatchesUsingParentResults, Pattern.compile
   github.com/moby/go-archive archive.go  Tarballer.Do (TarWithOptions): the
     walk that builds the context tar of the classic builder
-  docker/cli cli/command/image/build/dockerignore.go  TrimBuildFilesFromExcludes
-  moby builder/remotecontext/detect.go  removeDockerfile
 
 Paths and patterns are `str` decoded from bytes as UTF-8 with surrogateescape
 (what os.fsdecode gives on Linux), so each undecodable byte is one character,
@@ -519,12 +516,11 @@ def _go_regexp(pattern: str) -> tuple[int, str]:  # noqa: PLR0912 (a lexer)
 class _Pattern:
     """One compiled pattern; match() is Pattern.match."""
 
-    __slots__ = ("cleaned", "dirs", "error", "exclusion", "kind", "match", "regexp")
+    __slots__ = ("cleaned", "error", "exclusion", "kind", "match", "regexp")
 
     def __init__(self, cleaned: str, exclusion: bool) -> None:
         self.cleaned = cleaned  # Pattern.String(): without the '!'
         self.exclusion = exclusion
-        self.dirs = len(cleaned.split("/"))
         self.error: str | None = None  # why evaluating it fails
         self.regexp: re.Pattern[str] | None = None
         self.kind, go_re = _go_regexp(cleaned)
@@ -623,11 +619,6 @@ class PatternMatcher:
         # must_descend: TarWithOptions tests pattern.String() + "/".
         self._exclusion_dirs = [p.cleaned + "/" for p in self._patterns if p.exclusion]
 
-    @property
-    def has_exclusions(self) -> bool:
-        """PatternMatcher.Exclusions(): some pattern starts with '!'."""
-        return bool(self._exclusion_dirs)
-
     def matches(self, path: str, parent: MatchInfo | None) -> tuple[bool, MatchInfo]:
         """MatchesUsingParentResults: whether path is excluded, and its MatchInfo.
 
@@ -665,67 +656,9 @@ class PatternMatcher:
         dirs = parent_path.split("/")
         return any(pattern.match_quiet("/".join(dirs[: i + 1])) for i in range(len(dirs)))
 
-    def matches_or_parent_matches(self, path: str) -> bool:
-        """MatchesOrParentMatches: path or one of its directories is excluded."""
-        return self.matches(path, None)[0]
-
-    def legacy_matches(self, path: str) -> bool:
-        """The deprecated Matches, which tests a single parent directory: the
-        one as deep as the pattern. TrimBuildFilesFromExcludes uses it."""
-        go_path = _go_runes(path)
-        parent_path = _dir(path)
-        parent_dirs = parent_path.split("/")
-        matched = False
-        for pattern in self._patterns:
-            if pattern.exclusion != matched:
-                continue
-            match = pattern.match(path, go_path)
-            if not match and parent_path != "." and pattern.dirs <= len(parent_dirs):
-                match = pattern.match_quiet("/".join(parent_dirs[: pattern.dirs]))
-            if match:
-                matched = not pattern.exclusion
-        return matched
-
     def must_descend(self, dir_path: str) -> bool:
         """TarWithOptions walks into an excluded directory (without adding the
         directory itself to the tar) when an exception pattern, as a string,
         starts with "dir_path/"; otherwise it skips the whole directory."""
         dir_slash = dir_path + "/"
         return any(p.startswith(dir_slash) for p in self._exclusion_dirs)
-
-
-def _module_matches(path: str, patterns: Sequence[str], legacy: bool) -> bool:
-    """patternmatcher.Matches / MatchesOrParentMatches, with their errors
-    dropped as every caller in docker does (`keep, _ := ...`)."""
-    try:
-        matcher = PatternMatcher(patterns)
-        path = _clean(path)
-        if path == ".":
-            return False
-        if legacy:
-            return matcher.legacy_matches(path)
-        return matcher.matches_or_parent_matches(path)
-    except DockerignoreError:
-        return False
-
-
-def trim_build_files_from_excludes(
-    excludes: Sequence[str], dockerfile: str, dockerfile_from_stdin: bool = False
-) -> list[str]:
-    """docker/cli TrimBuildFilesFromExcludes: the classic builder's CLI sends
-    .dockerignore and the Dockerfile (path relative to the context) even when
-    excluded, by appending exceptions; the daemon removes them afterwards."""
-    out = list(excludes)
-    if _module_matches(".dockerignore", out, legacy=True):
-        out.append("!.dockerignore")
-    if _module_matches(dockerfile, out, legacy=True) and not dockerfile_from_stdin:
-        out.append("!" + dockerfile)
-    return out
-
-
-def files_removed_by_daemon(excludes: Sequence[str], dockerfile: str) -> list[str]:
-    """moby removeDockerfile (daemon >= 23): which of .dockerignore and the
-    Dockerfile the classic builder deletes from the received context before
-    the build, given the patterns of the .dockerignore it received. (20.10
-    daemons test with the legacy Matches instead.)"""
-    return [f for f in (".dockerignore", dockerfile) if _module_matches(f, excludes, legacy=False)]
