@@ -431,10 +431,11 @@ class PatternMatcherGoTest(unittest.TestCase):
         kinds = {"exact": 1, "prefix": 2, "suffix": 3, "regexp": 4}
         for pattern, kind, regexp in self.COMPILE:
             with self.subTest(pattern=pattern):
-                got_kind, got_regexp = dockerignore._go_regexp(dockerignore._clean(pattern))
+                cleaned = dockerignore._clean(pattern)
+                got_kind = dockerignore._match_type(dockerignore._go_text(cleaned))
                 self.assertEqual(got_kind, kinds[kind])
                 if kind == "regexp":
-                    self.assertEqual(got_regexp, regexp)
+                    self.assertEqual(dockerignore._go_regexp(cleaned), regexp)
 
     def test_malformed_pattern_fails_on_every_call(self) -> None:
         # TestMatchesOrParentMatchesMalformedPatternDoesNotPanicOnRepeatedCall:
@@ -446,7 +447,8 @@ class PatternMatcherGoTest(unittest.TestCase):
 
 
 class RecordedFromGoTest(unittest.TestCase):
-    """Results of the Go code for input where Go and Python regexps differ.
+    """Results of the Go code (patternmatcher v0.6.0, with Go's regexp) on
+    tricky input: live regexp syntax, RE2's classes and limits.
 
     Each case: patterns, path, and three results: MatchesUsingParentResults
     fed with the MatchInfo of each parent in turn (what the walk does),
@@ -584,6 +586,75 @@ class RecordedFromGoTest(unittest.TestCase):
         (["..", "../a"], "a", "FFF"),
         (["."], ".", "TTT"),
         (["."], "a", "FFF"),
+        # RE2's Unicode classes: general categories as Go has them (its C has no Cn)
+        (["[\\pL]b"], "xb", "TTT"),
+        (["[\\pL]b"], "\u00e9b", "TTT"),
+        (["[\\pL]b"], "\u03a3b", "TTT"),
+        (["[\\pL]b"], "1b", "FFF"),
+        (["[\\pL]b"], "\udcffb", "FFF"),  # U+FFFD is So
+        (["[\\pL]b"], "xxb", "FFF"),
+        (["\\p{Lu}*"], "\u00c9x", "TTT"),
+        (["\\p{Lu}*"], "a", "FFF"),
+        (["\\p{Lu}*"], "\u01c5", "FFF"),  # Lt
+        (["\\PL*"], "_", "TTT"),
+        (["\\PL*"], "a", "FFF"),
+        (["\\p{^L}?"], "1x", "TTT"),
+        (["\\p{^L}?"], "ax", "FFF"),
+        (["\\P{^Ll}*"], "a", "TTT"),
+        (["\\P{^Ll}*"], "A", "FFF"),
+        (["*\\p{Nd}"], "x\u0663", "TTT"),
+        (["*\\p{Nd}"], "x\u2163", "FFF"),  # Nl
+        (["\\pN*"], "\u2163", "TTT"),
+        (["\\pC*"], "\x7f", "TTT"),
+        (["\\pC*"], "\ue000", "TTT"),  # Co
+        (["\\pC*"], "\u200b", "TTT"),  # Cf
+        (["\\pC*"], "\u0378", "FFF"),  # unassigned
+        (["\\PC*"], "\u0378", "TTT"),
+        (["\\p{Zs}*"], "\u3000", "TTT"),
+        (["\\p{Zs}*"], "\t", "FFF"),
+        (["[^\\pL\\pN]*"], "-", "TTT"),
+        (["[^\\pL\\pN]*"], "1", "FFF"),
+        (["\\p{Any}*"], "\n", "TTT"),
+        (["[\\P{Any}x]*"], "x", "TTT"),
+        (["\\P{Any}*"], "x", "FFF"),
+        (["\\p{Foo}*"], "x", "EEE"),
+        (["\\pX*"], "x", "EEE"),
+        (["[\\p{L]*"], "x", "EEE"),
+        (["a*\\p"], "ap", "EEE"),
+        # RE2's limits: {n,m} up to 1000 copies, 1000 levels, 3 355 443 instructions
+        (["x{1000}*"], "x" * 1000, "TTT"),
+        (["x{1000}*"], "x" * 999, "FFF"),
+        (["x{1001}*"], "x", "EEE"),
+        (["x{100000000}*"], "x", "EEE"),
+        (["x{2,1}*"], "x", "EEE"),
+        (["x{2}\\Q\\E{500}*"], "x" * 1000, "TTT"),
+        (["x{2}\\Q\\E{501}*"], "x", "EEE"),
+        (["x{1000}\\Q\\E{0}*"], "y", "TTT"),
+        (["x" + "{1}\\Q\\E" * 998 + "*"], "x", "TTT"),
+        (["x" + "{1}\\Q\\E" * 999 + "*"], "x", "EEE"),
+        (["a|" * 10 + "x" + "{0,1}\\Q\\E" * 997 + "*"], "x", "TTT"),
+        (["a|" * 10 + "x" + "{0,1}\\Q\\E" * 998 + "*"], "x", "EEE"),
+        (["?{1000}" * 3355 + "a" * 441], "x", "FFF"),
+        (["?{1000}" * 3356], "x", "EEE"),
+        # RE2 repeats, alternation, anchors, word boundaries
+        (["x{2,3}?"], "xxa", "TTT"),
+        (["x{2,3}?"], "xa", "FFF"),
+        (["?{2}"], "ab", "TTT"),
+        (["?{2}"], "a/", "FFF"),
+        (["*|a"], "a/b", "TTT"),
+        (["a|b|*c"], "xc", "TTT"),
+        (["a|b|*c"], "cx", "FFF"),
+        (["*\\Ba"], "ba", "TTT"),
+        (["*\\Ba"], "-a", "FFF"),
+        (["*\\ba"], "-a", "TTT"),
+        (["*\\ba"], "ba", "FFF"),
+        (["a\\b|*b"], "ab", "TTT"),
+        (["\\A*\\z"], "abc", "TTT"),
+        (["[a-c]{2}x*"], "abx", "TTT"),
+        (["[a-c]{2}x*"], "ax", "FFF"),
+        (["a*{2}"], "a", "EEE"),
+        (["[^\\pN]", "/\\101\u00e9^\\x41", "{2}"], "./1\n", "TFF"),
+        (["A/\\x{42}/\\Bb", "\\.\\z[\\PL\\d]\\d|}"], "A/x{42}/\\Bb", "TTF"),
     )
 
     def test_recorded(self) -> None:
@@ -616,11 +687,36 @@ class RecordedFromGoTest(unittest.TestCase):
             with self.subTest(pattern=pattern), self.assertRaises(DockerignoreError):
                 PatternMatcher([pattern])
 
-    def test_unicode_classes_are_refused(self) -> None:
-        # Go reads "\p{L}" as a Unicode class; this port does not translate it.
-        matcher = PatternMatcher(["*\\p{L}"])
-        with self.assertRaisesRegex(DockerignoreError, "unsupported"):
-            matcher.matches("x", None)
+    def test_errors_are_one_line_and_name_the_pattern(self) -> None:
+        # Go's Matches returns filepath.ErrBadPattern ("syntax error in
+        # pattern") for a regexp it cannot compile; its reason comes after.
+        for pattern, message in (
+            ("[z-a]", "syntax error in pattern: '[z-a]' (invalid character class range)"),
+            ("x*\\C", "syntax error in pattern: 'x*\\\\C' (invalid escape sequence)"),
+            ("a*{2}", "syntax error in pattern: 'a*{2}' (invalid nested repetition operator)"),
+            ("?{1000}" * 3356, "(expression too large)"),
+            ("x" + "{1}\\Q\\E" * 999 + "*", "(expression nests too deeply)"),
+            ("*\\p{Greek}", "unsupported in pattern: '*\\\\p{Greek}' (\\p{Greek} is a Unicode"),
+        ):
+            with self.subTest(pattern=pattern[:20]):
+                matcher = PatternMatcher(["keep", pattern])
+                self.assertEqual(matcher.matches("keep", None)[0], True)  # not evaluated
+                with self.assertRaises(DockerignoreError) as raised:
+                    matcher.matches("x", None)
+                text = str(raised.exception)
+                self.assertIn(message, text)
+                self.assertNotIn("\n", text)
+
+    def test_unicode_scripts_are_refused(self) -> None:
+        # Valid in Go (docker matches them); unicodedata has no scripts.
+        for pattern in ("*\\p{Greek}", "[\\P{Han}]*", "\\p{^Latin}*"):
+            with (
+                self.subTest(pattern=pattern),
+                self.assertRaisesRegex(
+                    DockerignoreError, "^unsupported in pattern: .*Unicode script"
+                ),
+            ):
+                PatternMatcher([pattern]).matches("x", None)
 
     def test_bad_pattern_not_evaluated_is_harmless(self) -> None:
         # Go compiles lazily: an exception never reached raises nothing.
