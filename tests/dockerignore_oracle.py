@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import dockerignore
-from dockerignore import DockerignoreError, PatternMatcher
+from dockerignore import DockerignoreError, MatchInfo, PatternMatcher
 
 
 def has_exclusions(matcher: PatternMatcher) -> bool:
@@ -78,3 +78,25 @@ def files_removed_by_daemon(excludes: Sequence[str], dockerfile: str) -> list[st
     the build, given the patterns of the .dockerignore it received. (20.10
     daemons test with the legacy Matches instead.)"""
     return [f for f in (".dockerignore", dockerfile) if module_matches(f, excludes, legacy=False)]
+
+
+def matches_in_order(
+    matcher: PatternMatcher, path: str, parent: MatchInfo | None
+) -> tuple[bool, MatchInfo]:
+    """MatchesUsingParentResults as Go loops: every pattern in turn, none
+    skipped by the index that PatternMatcher.matches uses."""
+    go_path = dockerignore._go_runes(path)
+    ancestors = [] if parent else dockerignore._ancestors(path)
+    matched = False
+    info: list[bool] = []
+    for i, pattern in enumerate(matcher._patterns):
+        match = parent[i] if parent else False
+        if not match:
+            if pattern.exclusion != matched:
+                info.append(False)
+                continue
+            match = pattern.match(path, go_path) or any(map(pattern.match_quiet, ancestors))
+        info.append(match)
+        if match:
+            matched = not pattern.exclusion
+    return matched, tuple(info)

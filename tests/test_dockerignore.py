@@ -8,9 +8,15 @@ code (patternmatcher v0.6.0, as vendored by docker/cli v28) on tricky input.
 
 from __future__ import annotations
 
+import json
+import os
+import random
+import subprocess
+import sys
 import unittest
 from collections.abc import Callable, Iterable, Sequence
 from functools import partial
+from unittest import mock
 
 import dockerignore
 from dockerignore import DockerignoreError, MatchInfo, PatternMatcher, read_dockerignore
@@ -18,6 +24,7 @@ from tests.dockerignore_oracle import (
     files_removed_by_daemon,
     has_exclusions,
     legacy_matches,
+    matches_in_order,
     matches_or_parent_matches,
     trim_build_files_from_excludes,
 )
@@ -778,6 +785,152 @@ class WalkTest(unittest.TestCase):
         )
         # Errors are dropped: nothing is appended.
         self.assertEqual(trim_build_files_from_excludes(["["], "Dockerfile"), ["["])
+
+
+class IndexTest(unittest.TestCase):
+    """matches() tries a path only against the patterns its text may match,
+    through a DFA cache of bounded size: neither may change a result."""
+
+    PIECES = ("a", "b", "ab", "ba", "/", "*", "?", "**", "**/", ".x", "[ab]", "\\b", "{2}", "|")
+
+    def walk_both(self, patterns: list[str], paths: list[str]) -> None:
+        matcher = PatternMatcher(patterns)
+
+        def outcome(call: Callable[[], tuple[bool, MatchInfo]]) -> tuple[bool, MatchInfo] | str:
+            try:
+                return call()
+            except DockerignoreError as error:
+                return str(error)
+
+        for path in paths:
+            parts = path.split("/")
+            info: MatchInfo | None = None
+            for i in range(len(parts)):
+                entry = "/".join(parts[: i + 1])
+                got = outcome(partial(matcher.matches, entry, info))
+                self.assertEqual(got, outcome(partial(matches_in_order, matcher, entry, info)))
+                if isinstance(got, str):
+                    break
+                info = got[1]
+            # Go's zero MatchInfo: the parents are tried too.
+            self.assertEqual(
+                outcome(partial(matcher.matches, path, None)),
+                outcome(partial(matches_in_order, matcher, path, None)),
+            )
+
+    def test_same_as_every_pattern_in_turn(self) -> None:
+        rng = random.Random(20240601)
+        for _ in range(300):
+            patterns = [
+                ("!" if rng.random() < 0.3 else "")
+                + "".join(rng.choice(self.PIECES) for _ in range(rng.randint(1, 4)))
+                for _ in range(rng.randint(1, 8))
+            ]
+            paths = ["/".join(rng.choice(("a", "b", "ab", "a.x", "ba", "b.x")) for _ in range(3))]
+            with self.subTest(patterns=patterns):
+                try:
+                    PatternMatcher(patterns)
+                except DockerignoreError:
+                    continue
+                self.walk_both(patterns, paths)
+
+    def test_cache_dropped_midway(self) -> None:
+        patterns = ["*a*b*a", "**/[ab]?b", "\\pL{2,5}x*", "a|*b\\b"]
+        paths = ["".join(random.Random(n).choices("ab/x.-", k=12)) for n in range(60)]
+        normal = [PatternMatcher(patterns).matches(p, None) for p in paths]
+        with mock.patch.object(dockerignore, "_DFA_BUDGET", 5):
+            tight = PatternMatcher(patterns)
+            self.assertEqual([tight.matches(p, None) for p in paths], normal)
+            program = tight._patterns[0].program
+            assert program is not None
+            self.assertLess(len(program._states), 5)  # it was dropped
+        self.assertIn(True, [excluded for excluded, _ in normal])
+
+
+# Run in a fresh interpreter that is killed at a deadline, so that an
+# exponential matcher fails in seconds instead of hanging: each case prints
+# its result and seconds.
+_WORST_CASES = r"""
+import json, sys, time
+import dockerignore
+
+def timed(name, run):
+    start = time.perf_counter()
+    result = run()
+    print(json.dumps([name, result, time.perf_counter() - start]), flush=True)
+
+def one(pattern, path):
+    return lambda: dockerignore.PatternMatcher([pattern]).matches(path, None)[0]
+
+timed("brief", one("*a*a*a*a*a*b", "a" * 10000))
+timed("backtracking", one("*a*a*a*a*a*b", "a" * 10000 + "/b"))
+timed("match", one("*a*a*a*a*a*b", "a" * 10000 + "b"))
+timed("class", one("[\\pL]*a*a*a*a*a*b", "a" * 10000 + "/b"))
+timed("dashes", one("*-*-*-*-*-*.log", "-" * 10000 + "/x.log"))
+timed("unanchored", one("a|*a*a*a*a*a*b", "b" + "a" * 10000 + "/"))
+
+def many():
+    # Three literals to a glob, as in a generated list of files to leave out.
+    lines = (
+        (f"build{i}*/x?" if i % 8 == 0 else f"**/*.tmp{i}") if i % 4 == 0
+        else f"dir{i % 1000}/file{i}"
+        for i in range(200_000)
+    )
+    data = "\n".join([*lines, "**/*.tmp", "!dir7/keep*"]).encode()
+    matcher = dockerignore.PatternMatcher(dockerignore.read_dockerignore(data))
+    excluded = []
+    for d in range(10):
+        directory, info = matcher.matches(f"dir{d}", None)
+        for name in ("file1", "file3", "file4", "keep.tmp", "a.tmp", "a.tmp4", "a.tmp8"):
+            path = f"dir{d}/{name}"
+            if matcher.matches(path, info)[0]:
+                excluded.append(path)
+        for name in (f"build{d}x", f"build{d}"):
+            if matcher.matches(f"{name}/xy", matcher.matches(name, None)[1])[0]:
+                excluded.append(f"{name}/xy")
+    return excluded
+
+timed("200000 patterns", many)
+"""
+
+
+class WorstCaseTest(unittest.TestCase):
+    def test_linear_time(self) -> None:
+        # A backtracking regexp engine takes seconds to forever on these (the
+        # first is refused by its literal suffix before the matcher runs); a
+        # .dockerignore of 200 000 lines reads, compiles and matches in about
+        # a second.
+        completed = subprocess.run(
+            [sys.executable, "-c", _WORST_CASES],
+            cwd=os.path.dirname(os.path.abspath(dockerignore.__file__)),
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        )
+        results = {
+            name: (result, seconds)
+            for name, result, seconds in map(json.loads, completed.stdout.splitlines())
+        }
+        want = {"brief": False, "backtracking": False, "match": True, "class": False}
+        want |= {"dashes": False, "unanchored": False}
+        for name, excluded in want.items():
+            with self.subTest(name):
+                self.assertEqual(results[name][0], excluded)
+                self.assertLess(results[name][1], 1.0)
+        excluded, seconds = results["200000 patterns"]
+        self.assertLess(seconds, 10.0)
+        dirs = [f"dir{d}" for d in range(10)]
+        self.assertEqual(
+            sorted(excluded),
+            sorted(
+                ["dir1/file1", "dir3/file3"]  # no dir4/file4: i % 4 == 0 is a glob
+                + [f"{d}/keep.tmp" for d in dirs if d != "dir7"]
+                + [f"{d}/a.tmp" for d in dirs]
+                + [f"{d}/a.tmp4" for d in dirs]
+                + [f"build{d}{x}/xy" for d in (0, 8) for x in ("", "x")]
+            ),
+        )
 
 
 if __name__ == "__main__":
