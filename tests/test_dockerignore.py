@@ -8,17 +8,24 @@ code (patternmatcher v0.6.0, as vendored by docker/cli v28) on tricky input.
 
 from __future__ import annotations
 
+import json
+import os
+import random
+import subprocess
+import sys
 import unittest
 from collections.abc import Callable, Iterable, Sequence
 from functools import partial
+from unittest import mock
 
 import dockerignore
-from dockerignore import (
-    DockerignoreError,
-    MatchInfo,
-    PatternMatcher,
+from dockerignore import DockerignoreError, MatchInfo, PatternMatcher, read_dockerignore
+from tests.dockerignore_oracle import (
     files_removed_by_daemon,
-    read_dockerignore,
+    has_exclusions,
+    legacy_matches,
+    matches_in_order,
+    matches_or_parent_matches,
     trim_build_files_from_excludes,
 )
 
@@ -59,7 +66,7 @@ def go_matches(path: str, patterns: Sequence[str]) -> bool:
     """patternmatcher.Matches(path, patterns) with its error raised."""
     matcher = PatternMatcher(patterns)
     path = dockerignore._clean(path)
-    return path != "." and matcher.legacy_matches(path)
+    return path != "." and legacy_matches(matcher, path)
 
 
 class ReadDockerignoreTest(unittest.TestCase):
@@ -219,8 +226,8 @@ class PatternMatcherGoTest(unittest.TestCase):
             ["docs", "  !docs/README.md"],
             ["docs", "!docs/README.md  "],
         ):
-            self.assertTrue(PatternMatcher(patterns).has_exclusions)
-        self.assertFalse(PatternMatcher(["docs"]).has_exclusions)
+            self.assertTrue(has_exclusions(PatternMatcher(patterns)))
+        self.assertFalse(has_exclusions(PatternMatcher(["docs"])))
 
     # TestMatches: (pattern, text, pass)
     MATCHES = (
@@ -316,7 +323,7 @@ class PatternMatcherGoTest(unittest.TestCase):
     def test_matches_or_parent_matches(self) -> None:
         for patterns, text, want in self._cases():
             with self.subTest(patterns=patterns, text=text):
-                self.assertEqual(PatternMatcher(patterns).matches_or_parent_matches(text), want)
+                self.assertEqual(matches_or_parent_matches(PatternMatcher(patterns), text), want)
 
     def test_matches_using_parent_results(self) -> None:
         for patterns, text, want in self._cases():
@@ -431,10 +438,11 @@ class PatternMatcherGoTest(unittest.TestCase):
         kinds = {"exact": 1, "prefix": 2, "suffix": 3, "regexp": 4}
         for pattern, kind, regexp in self.COMPILE:
             with self.subTest(pattern=pattern):
-                got_kind, got_regexp = dockerignore._go_regexp(dockerignore._clean(pattern))
+                cleaned = dockerignore._clean(pattern)
+                got_kind = dockerignore._match_type(dockerignore._go_text(cleaned))
                 self.assertEqual(got_kind, kinds[kind])
                 if kind == "regexp":
-                    self.assertEqual(got_regexp, regexp)
+                    self.assertEqual(dockerignore._go_regexp(cleaned), regexp)
 
     def test_malformed_pattern_fails_on_every_call(self) -> None:
         # TestMatchesOrParentMatchesMalformedPatternDoesNotPanicOnRepeatedCall:
@@ -442,11 +450,12 @@ class PatternMatcherGoTest(unittest.TestCase):
         matcher = PatternMatcher(["[Local-Only]/"])
         for _ in range(2):
             with self.assertRaisesRegex(DockerignoreError, "syntax error in pattern"):
-                matcher.matches_or_parent_matches("x")
+                matches_or_parent_matches(matcher, "x")
 
 
 class RecordedFromGoTest(unittest.TestCase):
-    """Results of the Go code for input where Go and Python regexps differ.
+    """Results of the Go code (patternmatcher v0.6.0, with Go's regexp) on
+    tricky input: live regexp syntax, RE2's classes and limits.
 
     Each case: patterns, path, and three results: MatchesUsingParentResults
     fed with the MatchInfo of each parent in turn (what the walk does),
@@ -584,6 +593,75 @@ class RecordedFromGoTest(unittest.TestCase):
         (["..", "../a"], "a", "FFF"),
         (["."], ".", "TTT"),
         (["."], "a", "FFF"),
+        # RE2's Unicode classes: general categories as Go has them (its C has no Cn)
+        (["[\\pL]b"], "xb", "TTT"),
+        (["[\\pL]b"], "\u00e9b", "TTT"),
+        (["[\\pL]b"], "\u03a3b", "TTT"),
+        (["[\\pL]b"], "1b", "FFF"),
+        (["[\\pL]b"], "\udcffb", "FFF"),  # U+FFFD is So
+        (["[\\pL]b"], "xxb", "FFF"),
+        (["\\p{Lu}*"], "\u00c9x", "TTT"),
+        (["\\p{Lu}*"], "a", "FFF"),
+        (["\\p{Lu}*"], "\u01c5", "FFF"),  # Lt
+        (["\\PL*"], "_", "TTT"),
+        (["\\PL*"], "a", "FFF"),
+        (["\\p{^L}?"], "1x", "TTT"),
+        (["\\p{^L}?"], "ax", "FFF"),
+        (["\\P{^Ll}*"], "a", "TTT"),
+        (["\\P{^Ll}*"], "A", "FFF"),
+        (["*\\p{Nd}"], "x\u0663", "TTT"),
+        (["*\\p{Nd}"], "x\u2163", "FFF"),  # Nl
+        (["\\pN*"], "\u2163", "TTT"),
+        (["\\pC*"], "\x7f", "TTT"),
+        (["\\pC*"], "\ue000", "TTT"),  # Co
+        (["\\pC*"], "\u200b", "TTT"),  # Cf
+        (["\\pC*"], "\u0378", "FFF"),  # unassigned
+        (["\\PC*"], "\u0378", "TTT"),
+        (["\\p{Zs}*"], "\u3000", "TTT"),
+        (["\\p{Zs}*"], "\t", "FFF"),
+        (["[^\\pL\\pN]*"], "-", "TTT"),
+        (["[^\\pL\\pN]*"], "1", "FFF"),
+        (["\\p{Any}*"], "\n", "TTT"),
+        (["[\\P{Any}x]*"], "x", "TTT"),
+        (["\\P{Any}*"], "x", "FFF"),
+        (["\\p{Foo}*"], "x", "EEE"),
+        (["\\pX*"], "x", "EEE"),
+        (["[\\p{L]*"], "x", "EEE"),
+        (["a*\\p"], "ap", "EEE"),
+        # RE2's limits: {n,m} up to 1000 copies, 1000 levels, 3 355 443 instructions
+        (["x{1000}*"], "x" * 1000, "TTT"),
+        (["x{1000}*"], "x" * 999, "FFF"),
+        (["x{1001}*"], "x", "EEE"),
+        (["x{100000000}*"], "x", "EEE"),
+        (["x{2,1}*"], "x", "EEE"),
+        (["x{2}\\Q\\E{500}*"], "x" * 1000, "TTT"),
+        (["x{2}\\Q\\E{501}*"], "x", "EEE"),
+        (["x{1000}\\Q\\E{0}*"], "y", "TTT"),
+        (["x" + "{1}\\Q\\E" * 998 + "*"], "x", "TTT"),
+        (["x" + "{1}\\Q\\E" * 999 + "*"], "x", "EEE"),
+        (["a|" * 10 + "x" + "{0,1}\\Q\\E" * 997 + "*"], "x", "TTT"),
+        (["a|" * 10 + "x" + "{0,1}\\Q\\E" * 998 + "*"], "x", "EEE"),
+        (["?{1000}" * 3355 + "a" * 441], "x", "FFF"),
+        (["?{1000}" * 3356], "x", "EEE"),
+        # RE2 repeats, alternation, anchors, word boundaries
+        (["x{2,3}?"], "xxa", "TTT"),
+        (["x{2,3}?"], "xa", "FFF"),
+        (["?{2}"], "ab", "TTT"),
+        (["?{2}"], "a/", "FFF"),
+        (["*|a"], "a/b", "TTT"),
+        (["a|b|*c"], "xc", "TTT"),
+        (["a|b|*c"], "cx", "FFF"),
+        (["*\\Ba"], "ba", "TTT"),
+        (["*\\Ba"], "-a", "FFF"),
+        (["*\\ba"], "-a", "TTT"),
+        (["*\\ba"], "ba", "FFF"),
+        (["a\\b|*b"], "ab", "TTT"),
+        (["\\A*\\z"], "abc", "TTT"),
+        (["[a-c]{2}x*"], "abx", "TTT"),
+        (["[a-c]{2}x*"], "ax", "FFF"),
+        (["a*{2}"], "a", "EEE"),
+        (["[^\\pN]", "/\\101\u00e9^\\x41", "{2}"], "./1\n", "TFF"),
+        (["A/\\x{42}/\\Bb", "\\.\\z[\\PL\\d]\\d|}"], "A/x{42}/\\Bb", "TTF"),
     )
 
     def test_recorded(self) -> None:
@@ -606,8 +684,8 @@ class RecordedFromGoTest(unittest.TestCase):
 
                 got = (
                     result(walk)
-                    + result(partial(matcher.matches_or_parent_matches, path))
-                    + result(partial(matcher.legacy_matches, path))
+                    + result(partial(matches_or_parent_matches, matcher, path))
+                    + result(partial(legacy_matches, matcher, path))
                 )
                 self.assertEqual(got, want)
 
@@ -616,11 +694,36 @@ class RecordedFromGoTest(unittest.TestCase):
             with self.subTest(pattern=pattern), self.assertRaises(DockerignoreError):
                 PatternMatcher([pattern])
 
-    def test_unicode_classes_are_refused(self) -> None:
-        # Go reads "\p{L}" as a Unicode class; this port does not translate it.
-        matcher = PatternMatcher(["*\\p{L}"])
-        with self.assertRaisesRegex(DockerignoreError, "unsupported"):
-            matcher.matches("x", None)
+    def test_errors_are_one_line_and_name_the_pattern(self) -> None:
+        # Go's Matches returns filepath.ErrBadPattern ("syntax error in
+        # pattern") for a regexp it cannot compile; its reason comes after.
+        for pattern, message in (
+            ("[z-a]", "syntax error in pattern: '[z-a]' (invalid character class range)"),
+            ("x*\\C", "syntax error in pattern: 'x*\\\\C' (invalid escape sequence)"),
+            ("a*{2}", "syntax error in pattern: 'a*{2}' (invalid nested repetition operator)"),
+            ("?{1000}" * 3356, "(expression too large)"),
+            ("x" + "{1}\\Q\\E" * 999 + "*", "(expression nests too deeply)"),
+            ("*\\p{Greek}", "unsupported in pattern: '*\\\\p{Greek}' (\\p{Greek} is a Unicode"),
+        ):
+            with self.subTest(pattern=pattern[:20]):
+                matcher = PatternMatcher(["keep", pattern])
+                self.assertEqual(matcher.matches("keep", None)[0], True)  # not evaluated
+                with self.assertRaises(DockerignoreError) as raised:
+                    matcher.matches("x", None)
+                text = str(raised.exception)
+                self.assertIn(message, text)
+                self.assertNotIn("\n", text)
+
+    def test_unicode_scripts_are_refused(self) -> None:
+        # Valid in Go (docker matches them); unicodedata has no scripts.
+        for pattern in ("*\\p{Greek}", "[\\P{Han}]*", "\\p{^Latin}*"):
+            with (
+                self.subTest(pattern=pattern),
+                self.assertRaisesRegex(
+                    DockerignoreError, "^unsupported in pattern: .*Unicode script"
+                ),
+            ):
+                PatternMatcher([pattern]).matches("x", None)
 
     def test_bad_pattern_not_evaluated_is_harmless(self) -> None:
         # Go compiles lazily: an exception never reached raises nothing.
@@ -682,6 +785,152 @@ class WalkTest(unittest.TestCase):
         )
         # Errors are dropped: nothing is appended.
         self.assertEqual(trim_build_files_from_excludes(["["], "Dockerfile"), ["["])
+
+
+class IndexTest(unittest.TestCase):
+    """matches() tries a path only against the patterns its text may match,
+    through a DFA cache of bounded size: neither may change a result."""
+
+    PIECES = ("a", "b", "ab", "ba", "/", "*", "?", "**", "**/", ".x", "[ab]", "\\b", "{2}", "|")
+
+    def walk_both(self, patterns: list[str], paths: list[str]) -> None:
+        matcher = PatternMatcher(patterns)
+
+        def outcome(call: Callable[[], tuple[bool, MatchInfo]]) -> tuple[bool, MatchInfo] | str:
+            try:
+                return call()
+            except DockerignoreError as error:
+                return str(error)
+
+        for path in paths:
+            parts = path.split("/")
+            info: MatchInfo | None = None
+            for i in range(len(parts)):
+                entry = "/".join(parts[: i + 1])
+                got = outcome(partial(matcher.matches, entry, info))
+                self.assertEqual(got, outcome(partial(matches_in_order, matcher, entry, info)))
+                if isinstance(got, str):
+                    break
+                info = got[1]
+            # Go's zero MatchInfo: the parents are tried too.
+            self.assertEqual(
+                outcome(partial(matcher.matches, path, None)),
+                outcome(partial(matches_in_order, matcher, path, None)),
+            )
+
+    def test_same_as_every_pattern_in_turn(self) -> None:
+        rng = random.Random(20240601)
+        for _ in range(300):
+            patterns = [
+                ("!" if rng.random() < 0.3 else "")
+                + "".join(rng.choice(self.PIECES) for _ in range(rng.randint(1, 4)))
+                for _ in range(rng.randint(1, 8))
+            ]
+            paths = ["/".join(rng.choice(("a", "b", "ab", "a.x", "ba", "b.x")) for _ in range(3))]
+            with self.subTest(patterns=patterns):
+                try:
+                    PatternMatcher(patterns)
+                except DockerignoreError:
+                    continue
+                self.walk_both(patterns, paths)
+
+    def test_cache_dropped_midway(self) -> None:
+        patterns = ["*a*b*a", "**/[ab]?b", "\\pL{2,5}x*", "a|*b\\b"]
+        paths = ["".join(random.Random(n).choices("ab/x.-", k=12)) for n in range(60)]
+        normal = [PatternMatcher(patterns).matches(p, None) for p in paths]
+        with mock.patch.object(dockerignore, "_DFA_BUDGET", 5):
+            tight = PatternMatcher(patterns)
+            self.assertEqual([tight.matches(p, None) for p in paths], normal)
+            program = tight._patterns[0].program
+            assert program is not None
+            self.assertLess(len(program._states), 5)  # it was dropped
+        self.assertIn(True, [excluded for excluded, _ in normal])
+
+
+# Run in a fresh interpreter that is killed at a deadline, so that an
+# exponential matcher fails in seconds instead of hanging: each case prints
+# its result and seconds.
+_WORST_CASES = r"""
+import json, sys, time
+import dockerignore
+
+def timed(name, run):
+    start = time.perf_counter()
+    result = run()
+    print(json.dumps([name, result, time.perf_counter() - start]), flush=True)
+
+def one(pattern, path):
+    return lambda: dockerignore.PatternMatcher([pattern]).matches(path, None)[0]
+
+timed("brief", one("*a*a*a*a*a*b", "a" * 10000))
+timed("backtracking", one("*a*a*a*a*a*b", "a" * 10000 + "/b"))
+timed("match", one("*a*a*a*a*a*b", "a" * 10000 + "b"))
+timed("class", one("[\\pL]*a*a*a*a*a*b", "a" * 10000 + "/b"))
+timed("dashes", one("*-*-*-*-*-*.log", "-" * 10000 + "/x.log"))
+timed("unanchored", one("a|*a*a*a*a*a*b", "b" + "a" * 10000 + "/"))
+
+def many():
+    # Three literals to a glob, as in a generated list of files to leave out.
+    lines = (
+        (f"build{i}*/x?" if i % 8 == 0 else f"**/*.tmp{i}") if i % 4 == 0
+        else f"dir{i % 1000}/file{i}"
+        for i in range(200_000)
+    )
+    data = "\n".join([*lines, "**/*.tmp", "!dir7/keep*"]).encode()
+    matcher = dockerignore.PatternMatcher(dockerignore.read_dockerignore(data))
+    excluded = []
+    for d in range(10):
+        directory, info = matcher.matches(f"dir{d}", None)
+        for name in ("file1", "file3", "file4", "keep.tmp", "a.tmp", "a.tmp4", "a.tmp8"):
+            path = f"dir{d}/{name}"
+            if matcher.matches(path, info)[0]:
+                excluded.append(path)
+        for name in (f"build{d}x", f"build{d}"):
+            if matcher.matches(f"{name}/xy", matcher.matches(name, None)[1])[0]:
+                excluded.append(f"{name}/xy")
+    return excluded
+
+timed("200000 patterns", many)
+"""
+
+
+class WorstCaseTest(unittest.TestCase):
+    def test_linear_time(self) -> None:
+        # A backtracking regexp engine takes seconds to forever on these (the
+        # first is refused by its literal suffix before the matcher runs); a
+        # .dockerignore of 200 000 lines reads, compiles and matches in about
+        # a second.
+        completed = subprocess.run(
+            [sys.executable, "-c", _WORST_CASES],
+            cwd=os.path.dirname(os.path.abspath(dockerignore.__file__)),
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        )
+        results = {
+            name: (result, seconds)
+            for name, result, seconds in map(json.loads, completed.stdout.splitlines())
+        }
+        want = {"brief": False, "backtracking": False, "match": True, "class": False}
+        want |= {"dashes": False, "unanchored": False}
+        for name, excluded in want.items():
+            with self.subTest(name):
+                self.assertEqual(results[name][0], excluded)
+                self.assertLess(results[name][1], 1.0)
+        excluded, seconds = results["200000 patterns"]
+        self.assertLess(seconds, 10.0)
+        dirs = [f"dir{d}" for d in range(10)]
+        self.assertEqual(
+            sorted(excluded),
+            sorted(
+                ["dir1/file1", "dir3/file3"]  # no dir4/file4: i % 4 == 0 is a glob
+                + [f"{d}/keep.tmp" for d in dirs if d != "dir7"]
+                + [f"{d}/a.tmp" for d in dirs]
+                + [f"{d}/a.tmp4" for d in dirs]
+                + [f"build{d}{x}/xy" for d in (0, 8) for x in ("", "x")]
+            ),
+        )
 
 
 if __name__ == "__main__":
