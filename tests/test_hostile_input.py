@@ -189,6 +189,27 @@ class BoundedReadsTest(ResilienceTestCase):
                 else:
                     os.remove("ctx/.dockerignore")
 
+    def test_dockerignore_patterns_docker_accepts_or_rejects(self) -> None:
+        with open("ctx/.dockerignore", "w", encoding="utf-8") as file:
+            file.write("[z-a]\n")
+        result = self.docker_mode()
+        self.assertEqual(
+            result.log_messages(),
+            [
+                "get_docker_image [ERROR] - 'ctx/.dockerignore': syntax error in pattern: "
+                "'[z-a]' (invalid character class range)"
+            ],
+        )
+        with open("ctx/.dockerignore", "w", encoding="utf-8") as file:
+            file.write("[\\pL]b\n")
+        with open("ctx/xb", "w", encoding="utf-8") as file:
+            file.write("excluded")
+        result = self.run_tool("--hash-mode", "docker", "--explain")
+        self.assertEqual(result.status, 0, result.stderr)
+        paths = [line.rsplit("  ", 1)[-1] for line in result.stdout.splitlines()]
+        self.assertIn("app.py", paths)
+        self.assertNotIn("xb", paths)
+
     def test_a_dockerignore_larger_than_the_limit(self) -> None:
         with open("ctx/.dockerignore", "wb") as file:
             file.truncate(10_000_001)
