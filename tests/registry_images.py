@@ -171,6 +171,17 @@ def push_test_index(
     return PushedIndex(repository, tag, digest, media_type, images)
 
 
+def push_lock_marker(
+    client: registry.Registry, repository: str, image_tag: str, document: Mapping[str, object]
+) -> str:
+    """Pushes a build lock marker (get_docker_image.LockMarker(...).document(), or any
+    document) under `image_tag`-lock, as the tool writes one: its empty config blob first,
+    then the manifest, JSON with sorted keys. Returns the manifest's digest."""
+    client.push_blob(repository, b"{}")
+    body = json.dumps(document, sort_keys=True).encode()
+    return client.push_manifest(repository, image_tag + "-lock", registry.OCI_MANIFEST, body)
+
+
 def share_manifest(client: registry.Registry, repository: str, tag: str, other_tag: str) -> str:
     """Tags the manifest of `tag` as `other_tag` too (the same bytes, so the same digest:
     deleting it deletes both tags); returns the digest."""
