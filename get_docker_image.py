@@ -2511,7 +2511,7 @@ class BuildLock:
         """Nobody holds the lock (no marker, a released one, or one whose
         lease is over): the image, if it was pushed meanwhile; else the lock,
         unless the job waited for released it without pushing. None: another
-        job's write won the read-back."""
+        job wrote first, or won the read-back."""
         # A holder releases its lock once it has pushed: the image may be
         # there now (the probe before the lock said not).
         if image_pushed():
@@ -2531,6 +2531,8 @@ class BuildLock:
                 lease_over(marker, time.time(), watch.unchanged_for(marker)),
             )
         try:
+            if self._read() != marker:
+                return None  # changed while the image was asked for: judged again
             seen = self._take()
         except Exception as error:
             return self._unavailable(error)

@@ -510,6 +510,23 @@ class LockTest(FakeClockTestCase):
         marker = self.marker()  # theirs: ours lost, and is not deleted over it
         self.assertTrue(marker is not None and marker.holder == OTHER_HOLDER, marker)
 
+    def test_a_marker_written_while_the_image_was_asked_for_is_not_overwritten(self) -> None:
+        # The lock was free; another job wrote its marker while this one asked for the
+        # image (a docker call that may take a while): this one waits, writing nothing.
+        def other_writes() -> bool:
+            if self.image_asked == 0:
+                self.store_marker(self.other_marker(since=self.clock.time()))
+            self.image_asked += 1
+            return self.image_asked > 2
+
+        lock = self.lock()
+        with self.assertLogs("get_docker_image", "INFO") as logs:
+            state = lock.acquire(other_writes)
+        self.assertIs(state, LockState.TAKEN)
+        self.assertEqual(self.lock_requests("PUT"), 0)
+        waiting = [record.getMessage() for record in logs.records]
+        self.assertEqual(len(self.matching(waiting, f"Waiting for {OTHER_HOLDER}")), 1, waiting)
+
     def test_a_holder_that_released_without_pushing_is_not_waited_for_again(self) -> None:
         # Its build failed: every waiter builds at once, itself, without the lock.
         for case, release in {
