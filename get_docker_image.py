@@ -2512,17 +2512,9 @@ class BuildLock:
         lease is over): the image, if it was pushed meanwhile; else the lock,
         unless the job waited for released it without pushing. None: another
         job wrote first, or won the read-back."""
-        # A holder releases its lock once it has pushed: the image may be
-        # there now (the probe before the lock said not).
-        if image_pushed():
-            return LockState.TAKEN
-        if watch.since is not None and (marker is None or marker.released):
-            _log.info(
-                "%s released the build lock without pushing the image (its build failed, "
-                "or it was stopped): building here, without the lock.",
-                watch.holder,
-            )
-            return LockState.ABANDONED
+        ended = self._holding_ended(marker, watch, image_pushed)
+        if ended is not None:
+            return ended
         if marker is not None and not marker.released:
             _log.info(
                 "The build lock of %s (since %s) is over, %s: taking it over.",
@@ -2543,6 +2535,24 @@ class BuildLock:
         if watch.unseen >= LOCK_UNSEEN_WRITES:
             why = f"the registry did not show its marker {watch.unseen} times after a write"
             return self._unavailable(None, why)
+        return None
+
+    def _holding_ended(
+        self, marker: LockMarker | None, watch: _LockWatch, image_pushed: Callable[[], bool]
+    ) -> LockState | None:
+        """TAKEN if the image was pushed; ABANDONED if the job waited for
+        released the lock (`marker` None or released) without pushing it."""
+        # A holder releases its lock once it has pushed: the image may be
+        # there now (the probe before the lock said not).
+        if image_pushed():
+            return LockState.TAKEN
+        if watch.since is not None and (marker is None or marker.released):
+            _log.info(
+                "%s released the build lock without pushing the image (its build failed, "
+                "or it was stopped): building here, without the lock.",
+                watch.holder,
+            )
+            return LockState.ABANDONED
         return None
 
     def _waited(self, state: LockState, watch: _LockWatch) -> LockState:
