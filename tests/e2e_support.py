@@ -111,6 +111,17 @@ _STEP_IMAGE = re.compile(r"^ ---> ([0-9a-f]{12})$", re.MULTILINE)
 _BUILT_IMAGE = re.compile(r"^Successfully built ([0-9a-f]{12})$", re.MULTILINE)
 
 
+_STEP_CONTAINER = re.compile(r"^ ---> Running in ([0-9a-f]{12})$", re.MULTILINE)
+
+
+def remove_containers_of(output: str) -> None:
+    """Removes the containers that classic builds' output names (" ---> Running in ID"):
+    a failed RUN step leaves its container, which holds on to the step's image."""
+    containers = sorted(set(_STEP_CONTAINER.findall(output)))
+    if containers:
+        docker("container", "rm", "--force", *containers, check=False)
+
+
 def remove_dangling_images_of(output: str, patience: float = 0.0) -> None:
     """Removes the untagged images that classic builds' output names (their
     steps, their results): only what a test made, not what other users of
@@ -719,7 +730,9 @@ class ToolJobsTestCase(unittest.TestCase):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(int(process.split(":", 1)[0]), signal.SIGKILL)
         remove_images(self.repository)
-        remove_dangling_images_of("".join(job.log() for job in self.jobs), patience=15)
+        logs = "".join(job.log() for job in self.jobs)
+        remove_containers_of(logs)
+        remove_dangling_images_of(logs, patience=15)
 
     # --- assertions
 
