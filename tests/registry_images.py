@@ -9,6 +9,7 @@ which docker could pull; their digests differ by tag (a label names it) and by a
     old = push_test_image(client, "gdi/x", "image_content_digest_1", days_ago(90))
     share_manifest(client, "gdi/x", old.tag, "also-old")     # two tags, one manifest
     index = push_test_index(client, "gdi/x", "multi", days_ago(3))
+    push_lock_marker(client, "gdi/x", old.tag, LockMarker(...).document())  # <tag>-lock
 """
 
 from __future__ import annotations
