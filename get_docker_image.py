@@ -363,7 +363,6 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
     parser.add_argument(
         "--build-lock-timeout",
         type=_bounded(float, 0, MAX_SECONDS, positive=True),
-        default=10800.0,
         metavar="SECONDS",
         help="How long a job waits for another job's build before it builds itself "
         "(default 10800: three hours).",
@@ -467,6 +466,8 @@ def parse_options(argv: Sequence[str] | None) -> Options:
         prune = PrunePolicy(args.prune_older_than, keep_newest, args.keep_tags_from, args.dry_run)
     elif args.keep_tags_from is not None or args.dry_run or args.keep_newest is not None:
         parser.error("--keep-newest, --keep-tags-from and --dry-run go with --prune-older-than")
+    if args.build_lock_timeout is not None and args.build_lock is None:
+        parser.error("--build-lock-timeout goes with --build-lock")
     try:
         options = Options(
             action=action,
@@ -493,7 +494,9 @@ def parse_options(argv: Sequence[str] | None) -> Options:
             probe_timeout=args.probe_timeout,
             transfer_timeout=args.transfer_timeout,
             build_lock=args.build_lock,
-            build_lock_timeout=args.build_lock_timeout,
+            build_lock_timeout=BUILD_LOCK_TIMEOUT_SECONDS
+            if args.build_lock_timeout is None
+            else args.build_lock_timeout,
             prune=prune,
             debug=args.debug,
         )
@@ -2322,6 +2325,11 @@ CLOCK_ALLOWANCE_SECONDS = 5.0
 # written its own meanwhile: the last write wins).
 LOCK_POLL_SECONDS = 3.0
 LOCK_READ_BACK_SECONDS = 1.0
+# Read-backs that found no marker at all (not even another job's) before a
+# job gives up the lock: the registry does not show what was written to it.
+LOCK_UNSEEN_WRITES = 3
+BUILD_LOCK_TIMEOUT_SECONDS = 3 * 3600.0  # --build-lock-timeout's default
+_HOLDER_MAX_CHARS = 200  # of a marker's holder, as the log shows it
 
 
 class LockMarker(NamedTuple):
@@ -2376,8 +2384,10 @@ def read_lock_marker(document: Mapping[str, Any]) -> LockMarker | None:
         return None
     if since is None or expires is None or not math.isfinite(lease) or not values.get("token"):
         return None
+    # Shown in the log: one line (a CI log reads commands from line starts), bounded.
+    holder = one_line(values.get("holder", ""))[:_HOLDER_MAX_CHARS]
     return LockMarker(
-        values.get("holder", "?"),
+        holder or "?",
         values["token"],
         since,
         expires,
@@ -2391,11 +2401,46 @@ def is_lock_tag(tag: str) -> bool:
     return tag.startswith(TAG_PREFIX) and tag.endswith(LOCK_SUFFIX)
 
 
+def lease_over(marker: LockMarker, now: float, unchanged_for: float) -> str | None:
+    """Why the lease of another job's marker is over, or None while it lasts.
+    `now`: our clock's time; `unchanged_for`: how long, by our clock, we have
+    seen the marker as it is (a live holder renews it three times a lease)."""
+    if marker.released:
+        return "it was released"
+    if marker.expires + CLOCK_ALLOWANCE_SECONDS < now:
+        return f"its lease ended at {iso_time(marker.expires)}"
+    if unchanged_for > marker.lease:
+        return f"it was not renewed for {unchanged_for:.0f} s (lease {marker.lease:g} s)"
+    return None
+
+
+class _LockWatch:
+    """What a job that waits has seen of the lock."""
+
+    def __init__(self) -> None:
+        self.since: float | None = None  # since when (our clock) it waits for another job
+        self.holder = "another job"  # the one it waits for, as last seen
+        self.told = ""  # the token of the holding it said it waits for
+        self.unseen = 0  # its writes in a row that the read-back found no marker for
+        self._seen: tuple[str, int] | None = None  # the marker's holding and renewal
+        self._seen_since = 0.0  # since when (our clock) it has not moved
+
+    def unchanged_for(self, marker: LockMarker) -> float:
+        """How long, by our clock, the marker has been seen as it is now."""
+        clock = time.monotonic()
+        if (marker.token, marker.renewal) != self._seen:
+            self._seen, self._seen_since = (marker.token, marker.renewal), clock
+        return clock - self._seen_since
+
+
 class LockState(enum.Enum):
     """How taking the lock ended."""
 
     HELD = "held"  # this job builds
     TAKEN = "taken"  # another job pushed the image meanwhile
+    # The job waited for released the lock without pushing (its build failed,
+    # or it was stopped): this one builds, without the lock, as every waiter.
+    ABANDONED = "abandoned"
     TIMED_OUT = "timed out"  # waited --build-lock-timeout: building anyway
     UNAVAILABLE = "unavailable"  # the registry would not hold a marker
 
@@ -2408,7 +2453,9 @@ class BuildLock:
     done (deleting the marker, or marking it released where deletes are
     refused). A waiter takes the lock over once the lease is over: when the
     marker has not moved for a whole lease by the waiter's own clock, or its
-    stated end is past by more than CLOCK_ALLOWANCE_SECONDS. Two jobs that
+    stated end is past by more than CLOCK_ALLOWANCE_SECONDS. A holder that
+    released the lock without pushing the image is not replaced: its build
+    failed, so every waiter builds (and reports its own error). Two jobs that
     write markers at once each read theirs back after a pause: the last
     write wins, the other waits. The worst case (a registry that is only
     eventually consistent) is two builds, as without the lock.
@@ -2423,6 +2470,7 @@ class BuildLock:
         self._holder = f"{os.uname().nodename}/{os.getpid()}"
         self._since = 0.0
         self._renewal = 0
+        self._written = False  # a marker of ours may be in the registry
         self._stop = threading.Event()
         self._renewer: threading.Thread | None = None
         self._config_pushed = False
@@ -2432,71 +2480,122 @@ class BuildLock:
         """Takes the lock, or waits for the job holding it until it pushed
         the image (`image_pushed` asks the registry) or its lease is over."""
         start = time.monotonic()
-        watched: tuple[str, int] | None = None  # the other holder's marker, as last seen
-        watched_since = 0.0  # since when (our clock) it has not moved
-        told = ""
+        watch = _LockWatch()
         while True:
             try:
                 marker = self._read()
             except Exception as error:
                 return self._unavailable(error)
-            now, clock = time.time(), time.monotonic()
-            if marker is not None and (marker.token, marker.renewal) != watched:
-                watched, watched_since = (marker.token, marker.renewal), clock
-            over = marker is not None and (
-                marker.released
-                or marker.expires + CLOCK_ALLOWANCE_SECONDS < now
-                or clock - watched_since > marker.lease
+            if marker is not None and marker.token == self._token and not marker.released:
+                # Our write, which a read-back did not show (a registry that is
+                # only eventually consistent): nobody wrote after it.
+                self._hold()
+                return self._waited(LockState.HELD, watch)
+            live = marker is not None and (
+                lease_over(marker, time.time(), watch.unchanged_for(marker)) is None
             )
-            if marker is None or over:
-                # A holder releases its lock once it has pushed: the image
-                # may be there now (the probe before the lock said not).
-                if image_pushed():
-                    self.waited = time.monotonic() - start
-                    return LockState.TAKEN
-                if marker is not None and not marker.released:
-                    _log.info("The build lock of %s has expired: taking it over.", marker.holder)
-                try:
-                    if self._take():
-                        self.waited = time.monotonic() - start
-                        return LockState.HELD
-                except Exception as error:
-                    return self._unavailable(error)
-                continue  # another job's marker won
-            if told != marker.token:
-                told = marker.token
-                _log.info(
-                    "Waiting for %s, which holds the build lock since %s (lease until %s).",
-                    marker.holder,
-                    iso_time(marker.since),
-                    iso_time(marker.expires),
-                )
-            if image_pushed():
-                self.waited = time.monotonic() - start
-                return LockState.TAKEN
+            if marker is not None and live:
+                state = self._wait_for(marker, watch, image_pushed)
+            else:
+                state = self._free(marker, watch, image_pushed)
+            if state is not None:
+                return self._waited(state, watch)
             if time.monotonic() - start > self._timeout:
-                self.waited = time.monotonic() - start
                 _log.warning(
                     "Waited %.0f s (--build-lock-timeout) for the build of %s: building anyway.",
-                    self.waited,
-                    marker.holder,
+                    time.monotonic() - start,
+                    watch.holder,
                 )
-                return LockState.TIMED_OUT
-            time.sleep(LOCK_POLL_SECONDS * random.uniform(0.7, 1.3))
+                return self._waited(LockState.TIMED_OUT, watch)
+            if live:
+                time.sleep(LOCK_POLL_SECONDS * random.uniform(0.7, 1.3))
+            # else another job's marker won the read-back: read again at once
+            # (the read-back paused), and wait for it.
 
-    def _take(self) -> bool:
-        """Writes our marker, and after a pause reads it back: whether it won."""
+    def _wait_for(
+        self, marker: LockMarker, watch: _LockWatch, image_pushed: Callable[[], bool]
+    ) -> LockState | None:
+        """Another job holds the lock: TAKEN once its image is there."""
+        if watch.told != marker.token:
+            watch.told, watch.holder = marker.token, marker.holder
+            _log.info(
+                "Waiting for %s, which holds the build lock since %s (lease until %s).",
+                marker.holder,
+                iso_time(marker.since),
+                iso_time(marker.expires),
+            )
+        if watch.since is None:
+            watch.since = time.monotonic()
+        return LockState.TAKEN if image_pushed() else None
+
+    def _free(
+        self, marker: LockMarker | None, watch: _LockWatch, image_pushed: Callable[[], bool]
+    ) -> LockState | None:
+        """Nobody holds the lock (no marker, a released one, or one whose
+        lease is over): the image, if it was pushed meanwhile; else the lock,
+        unless the job waited for released it without pushing. None: another
+        job wrote first, or won the read-back."""
+        ended = self._holding_ended(marker, watch, image_pushed)
+        if ended is not None:
+            return ended
+        if marker is not None and not marker.released:
+            _log.info(
+                "The build lock of %s (since %s) is over, %s: taking it over.",
+                marker.holder,
+                iso_time(marker.since),
+                lease_over(marker, time.time(), watch.unchanged_for(marker)),
+            )
+        try:
+            if self._read() != marker:
+                return None  # changed while the image was asked for: judged again
+            seen = self._take()
+        except Exception as error:
+            return self._unavailable(error)
+        if seen is not None and seen.token == self._token:
+            self._hold()
+            return LockState.HELD
+        watch.unseen = watch.unseen + 1 if seen is None else 0
+        if watch.unseen >= LOCK_UNSEEN_WRITES:
+            why = f"the registry did not show its marker {watch.unseen} times after a write"
+            return self._unavailable(None, why)
+        return None
+
+    def _holding_ended(
+        self, marker: LockMarker | None, watch: _LockWatch, image_pushed: Callable[[], bool]
+    ) -> LockState | None:
+        """TAKEN if the image was pushed; ABANDONED if the job waited for
+        released the lock (`marker` None or released) without pushing it."""
+        # A holder releases its lock once it has pushed: the image may be
+        # there now (the probe before the lock said not).
+        if image_pushed():
+            return LockState.TAKEN
+        if watch.since is not None and (marker is None or marker.released):
+            _log.info(
+                "%s released the build lock without pushing the image (its build failed, "
+                "or it was stopped): building here, without the lock.",
+                watch.holder,
+            )
+            return LockState.ABANDONED
+        return None
+
+    def _waited(self, state: LockState, watch: _LockWatch) -> LockState:
+        """`state`, noting how long this job waited for another's build."""
+        self.waited = 0.0 if watch.since is None else time.monotonic() - watch.since
+        return state
+
+    def _take(self) -> LockMarker | None:
+        """Writes our marker, and after a pause reads back the one that won."""
         self._since = time.time()
         self._renewal = 0
+        self._written = True
         self._write(released=False)
         time.sleep(LOCK_READ_BACK_SECONDS * random.uniform(1.0, 1.5))
-        marker = self._read()
-        if marker is None or marker.token != self._token:
-            return False
+        return self._read()
+
+    def _hold(self) -> None:
         _log.info("Took the build lock (%s, lease %g s).", self.tag, self._lease)
         self._renewer = threading.Thread(target=self._renew, name="lock-renewal", daemon=True)
         self._renewer.start()
-        return True
 
     def _renew(self) -> None:
         """Moves the lease on while the build runs, three times a lease."""
@@ -2518,28 +2617,37 @@ class BuildLock:
                 _log.warning("Could not renew the build lock: %s", error)
 
     def release(self) -> None:
-        """Ends our holding: deletes the marker, or marks it released."""
+        """Ends our holding, if the registry still has our marker (also one
+        written by a job stopped before it knew whether it had won): deletes
+        it, or marks it released where the registry will not delete it."""
         self._stop.set()
-        if self._renewer is None:
+        if self._renewer is not None:
+            self._renewer.join()
+            self._renewer = None
+        if not self._written:
             return
-        self._renewer.join()
-        self._renewer = None
+        self._written = False
         access = self._access
         try:
-            found = access.call(
-                "GET lock", lambda: access.client.manifest(access.repository, self.tag)
-            )
+            try:
+                found = access.call(
+                    "GET lock", lambda: access.client.manifest(access.repository, self.tag)
+                )
+            except access.module.NotFound:
+                return
             marker = read_lock_marker(found.document)
             if marker is None or marker.token != self._token:
-                return  # taken over: not ours to release
+                return  # another job's: not ours to release
             try:
                 access.call(
                     "DELETE lock",
                     lambda: access.client.delete_manifest(access.repository, found.digest),
                 )
-            except access.module.Unsupported:
-                self._write(released=True)
-            except access.module.NotAllowed:
+            except access.module.NotFound:
+                pass  # gone already
+            except access.module.RegistryError:
+                # Deletes disabled (405), not allowed to these credentials
+                # (401, 403), or failing: marked released, which waiters read.
                 self._write(released=True)
             _log.info("Released the build lock (%s).", self.tag)
         except Exception as error:
@@ -2583,10 +2691,10 @@ class BuildLock:
             lambda: access.client.push_manifest(access.repository, self.tag, manifest_type, body),
         )
 
-    def _unavailable(self, error: Exception) -> LockState:
-        if not self._access.error(error):
+    def _unavailable(self, error: Exception | None, why: str = "") -> LockState:
+        if error is not None and not self._access.error(error):
             raise error
-        _log.warning("Cannot use the build lock, building without it: %s", error)
+        _log.warning("Cannot use the build lock, building without it: %s", error or why)
         return LockState.UNAVAILABLE
 
 
@@ -2783,16 +2891,16 @@ def build_under_lock(docker: Docker, options: Options, image: str, redact: Seque
         access, image.rsplit(":", 1)[1], options.build_lock, options.build_lock_timeout
     )
     with access.client:
-        state = lock.acquire(lambda: docker.found_now(image, redact))
-        waited = f"waited {lock.waited:.1f} s for another job's build" if lock.waited >= 1 else ""
-        if state is LockState.TAKEN:
-            _log.info("Another job built and pushed the image: pulling it.")
-            docker.pull(image, redact)
-            return Got(Result.TAKEN, waited)
         try:
+            state = lock.acquire(lambda: docker.found_now(image, redact))
+            waited = f"waited {lock.waited:.1f} s for another job's build" if lock.waited else ""
+            if state is LockState.TAKEN:
+                _log.info("Another job built and pushed the image: pulling it.")
+                docker.pull(image, redact)
+                return Got(Result.TAKEN, waited)
             got = build_and_push(docker, options, image, redact, recheck=True, usable=True)
         finally:
-            lock.release()
+            lock.release()  # also a marker written by a job stopped while taking it
     return got._replace(note=waited) if waited and not got.note else got
 
 

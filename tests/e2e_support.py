@@ -15,31 +15,42 @@ and stops it at exit; a module may also `unittest.addModuleCleanup(stop_test_reg
 A module that also builds busybox_image() skips with `busybox_e2e_problem()` instead.
 
 Also what docker and the tool print: `cached_steps(build output)`, the instructions docker
-took from its cache, and `docker_commands(the tool's log)`, the docker commands it ran.
+took from its cache, and `docker_commands(the tool's log)`, the docker commands it ran; and
+the tool as a subprocess: `Job(argv, log_path, new_session=...)`, `wait_for(condition,
+timeout, what)`, `processes_naming(text)`, and ToolJobsTestCase, whose tests run jobs
+against the registry in a repository of their own.
 """
 
 from __future__ import annotations
 
 import atexit
+import contextlib
 import functools
 import json
 import os
 import re
 import shlex
 import shutil
+import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import threading
 import time
+import unittest
 import urllib.error
 import urllib.request
+import uuid
+from collections.abc import Callable, Sequence
 from types import TracebackType
 from typing import Any, TypeVar
 
 # Not from tests.helpers: that imports the tool, and these helpers must not depend on it.
 REPO_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 REGISTRY_CONFIG = os.path.join(REPO_DIR, ".ci", "registry.yml")
+TOOL_SCRIPT = os.path.join(REPO_DIR, "get_docker_image.py")
+DOCKER_MANIFEST_V2 = "application/vnd.docker.distribution.manifest.v2+json"
 
 
 def free_port() -> int:
@@ -100,6 +111,17 @@ _STEP_IMAGE = re.compile(r"^ ---> ([0-9a-f]{12})$", re.MULTILINE)
 _BUILT_IMAGE = re.compile(r"^Successfully built ([0-9a-f]{12})$", re.MULTILINE)
 
 
+_STEP_CONTAINER = re.compile(r"^ ---> Running in ([0-9a-f]{12})$", re.MULTILINE)
+
+
+def remove_containers_of(output: str) -> None:
+    """Removes the containers that classic builds' output names (" ---> Running in ID"):
+    a failed RUN step leaves its container, which holds on to the step's image."""
+    containers = sorted(set(_STEP_CONTAINER.findall(output)))
+    if containers:
+        docker("container", "rm", "--force", *containers, check=False)
+
+
 def remove_dangling_images_of(output: str, patience: float = 0.0) -> None:
     """Removes the untagged images that classic builds' output names (their
     steps, their results): only what a test made, not what other users of
@@ -137,7 +159,7 @@ def manifest_digest(registry: str, repository: str, tag: str) -> str | None:
     request = urllib.request.Request(
         f"http://{registry}/v2/{repository}/manifests/{tag}",
         method="HEAD",
-        headers={"Accept": "application/vnd.docker.distribution.manifest.v2+json"},
+        headers={"Accept": DOCKER_MANIFEST_V2},
     )
     try:
         with urllib.request.urlopen(request, timeout=10) as response:
@@ -147,6 +169,22 @@ def manifest_digest(registry: str, repository: str, tag: str) -> str | None:
         if error.code == 404:
             return None
         raise
+
+
+def manifest(registry: str, repository: str, tag: str) -> dict[str, Any]:
+    """The registry's (schema 2) manifest of repository:tag, from its HTTP API."""
+    request = urllib.request.Request(
+        f"http://{registry}/v2/{repository}/manifests/{tag}", headers={"Accept": DOCKER_MANIFEST_V2}
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        body: dict[str, Any] = json.load(response)
+    return body
+
+
+def config_digest(registry: str, repository: str, tag: str) -> str:
+    """The image ID (the config's digest) of the registry's repository:tag."""
+    digest: str = manifest(registry, repository, tag)["config"]["digest"]
+    return digest
 
 
 _Closable = TypeVar("_Closable", bound="ClosedOnExit")
@@ -526,3 +564,177 @@ def docker_commands(log: str) -> list[list[str]]:
                 words.pop(0)
             commands.append(words[1:])
     return commands
+
+
+# --- the tool as a subprocess -------------------------------------------------------------
+
+# Bounds, so that a stuck docker or tool fails the test instead of hanging the run.
+JOB_TIMEOUT = 180.0
+
+
+def processes_naming(text: str) -> list[str]:
+    """The command lines of the running processes (not zombies) that contain `text`."""
+    found: list[str] = []
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit() or int(pid) == os.getpid():
+            continue
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as file:
+                cmdline = file.read().replace(b"\0", b" ").decode(errors="replace")
+            with open(f"/proc/{pid}/stat", "rb") as file:
+                state = file.read().rsplit(b")", 1)[1].split()[0]
+        except OSError:  # gone meanwhile
+            continue
+        if text in cmdline and state != b"Z":
+            found.append(f"{pid}: {cmdline}")
+    return found
+
+
+def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
+        time.sleep(0.05)
+
+
+class Job:
+    """The tool running as a subprocess, its stdout and stderr going to a log file."""
+
+    def __init__(self, argv: Sequence[str], log_path: str, *, new_session: bool) -> None:
+        self.argv = list(argv)
+        self.log_path = log_path
+        self.new_session = new_session
+        with open(log_path, "wb") as log:
+            self.process = subprocess.Popen(
+                self.argv,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=new_session,
+            )
+        self.started = time.monotonic()
+        self.ended: float | None = None
+
+    def log(self) -> str:
+        with open(self.log_path, encoding="utf-8", errors="replace") as file:
+            return file.read()
+
+    def running(self) -> bool:
+        return self.process.poll() is None
+
+    def wait(self, timeout: float = JOB_TIMEOUT) -> int:
+        status = self.process.wait(timeout=timeout)
+        if self.ended is None:
+            self.ended = time.monotonic()
+        return status
+
+    def kill(self) -> None:
+        """For cleanup: nothing the test started may outlive it."""
+        if self.process.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                if self.new_session:
+                    os.killpg(self.process.pid, signal.SIGKILL)
+                else:
+                    self.process.kill()
+        self.process.wait()
+
+
+class ToolJobsTestCase(unittest.TestCase):
+    """The tool run as jobs (subprocesses, each logging to a file) against test_registry(),
+    on contexts of the test's own, in a repository of its own (`repository_prefix`/uuid).
+    At the end every job is killed, then the test's images removed: its tags, and the
+    untagged images its builds left (by the IDs their logs print)."""
+
+    repository_prefix = "gdi-e2e-jobs"
+
+    def setUp(self) -> None:
+        self.registry = test_registry()
+        self.root = tempfile.mkdtemp(prefix=f"{self.repository_prefix}-")
+        self.addCleanup(shutil.rmtree, self.root, True)
+        self.repository = f"{self.repository_prefix}/{uuid.uuid4().hex[:12]}"
+        self.jobs: list[Job] = []
+        self.contexts = 0
+        # Registered first, so it runs last: after every job was stopped.
+        self.addCleanup(self.remove_our_images)
+
+    # --- fixtures
+
+    def base(self) -> str:
+        return busybox_image(self.registry)
+
+    def context(self, dockerfile: str, files: dict[str, bytes] | None = None) -> str:
+        """A new context directory with `dockerfile` (as its Dockerfile) and `files`, plus
+        a file unique to this test and context, so no other image has the same content."""
+        self.contexts += 1
+        path = os.path.join(self.root, f"ctx{self.contexts}")
+        os.mkdir(path)
+        unique = f"{self.repository} {self.contexts} {uuid.uuid4()}\n".encode()
+        for name, content in {"unique.txt": unique, **(files or {})}.items():
+            with open(os.path.join(path, name), "wb") as file:
+                file.write(content)
+        with open(os.path.join(path, "Dockerfile"), "w", encoding="utf-8") as file:
+            file.write(dockerfile)
+        return path
+
+    def argv(
+        self,
+        context: str,
+        *extra: str,
+        registry: str | None = None,
+        docker_path: str | None = None,
+    ) -> list[str]:
+        argv = [sys.executable, TOOL_SCRIPT, "--container-registry", registry or self.registry]
+        argv += ["--repository", self.repository, "--context", context]
+        argv += ["--dockerfile", os.path.join(context, "Dockerfile"), "--retry-delay", "0.2"]
+        if docker_path is not None:
+            argv += ["--docker-path", docker_path]
+        return [*argv, *extra]
+
+    def start(self, argv: Sequence[str], *, new_session: bool = False) -> Job:
+        log_path = os.path.join(self.root, f"job{len(self.jobs) + 1}.log")
+        job = Job(argv, log_path, new_session=new_session)
+        self.jobs.append(job)
+        self.addCleanup(job.kill)
+        return job
+
+    def run_job(self, argv: Sequence[str]) -> Job:
+        job = self.start(argv)
+        job.wait()
+        return job
+
+    def image(self, context: str, registry: str | None = None) -> str:
+        completed = subprocess.run(
+            [*self.argv(context, registry=registry), "--print-image-name"],
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=60,
+        )
+        self.assertEqual(completed.returncode, 0, completed.stderr)
+        return completed.stdout.strip()
+
+    def wrapper(self, text: str) -> str:
+        path = os.path.join(self.root, f"docker-wrapper-{len(text)}.sh")
+        with open(path, "w", encoding="utf-8") as file:
+            file.write(text)
+        os.chmod(path, 0o755)
+        return path
+
+    def remove_our_images(self) -> None:
+        """This test's tags, then the untagged images its builds left (by the IDs their
+        output printed: a job that pulled another's image leaves its own build dangling;
+        an interrupted build leaves its steps). Docker commands of ours that the tool
+        failed to stop are killed first, so none of them can tag anything afterwards."""
+        for process in processes_naming(self.repository):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(int(process.split(":", 1)[0]), signal.SIGKILL)
+        remove_images(self.repository)
+        logs = "".join(job.log() for job in self.jobs)
+        remove_containers_of(logs)
+        remove_dangling_images_of(logs, patience=15)
+
+    # --- assertions
+
+    def assert_exit(self, job: Job, status: int) -> None:
+        self.assertEqual(job.wait(), status, job.log())

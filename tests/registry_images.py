@@ -9,6 +9,7 @@ which docker could pull; their digests differ by tag (a label names it) and by a
     old = push_test_image(client, "gdi/x", "image_content_digest_1", days_ago(90))
     share_manifest(client, "gdi/x", old.tag, "also-old")     # two tags, one manifest
     index = push_test_index(client, "gdi/x", "multi", days_ago(3))
+    push_lock_marker(client, "gdi/x", old.tag, LockMarker(...).document())  # <tag>-lock
 """
 
 from __future__ import annotations
@@ -169,6 +170,17 @@ def push_test_index(
     body = json.dumps({"schemaVersion": 2, "mediaType": media_type, "manifests": entries}).encode()
     digest = client.push_manifest(repository, tag, media_type, body)
     return PushedIndex(repository, tag, digest, media_type, images)
+
+
+def push_lock_marker(
+    client: registry.Registry, repository: str, image_tag: str, document: Mapping[str, object]
+) -> str:
+    """Pushes a build lock marker (get_docker_image.LockMarker(...).document(), or any
+    document) under `image_tag`-lock, as the tool writes one: its empty config blob first,
+    then the manifest, JSON with sorted keys. Returns the manifest's digest."""
+    client.push_blob(repository, b"{}")
+    body = json.dumps(document, sort_keys=True).encode()
+    return client.push_manifest(repository, image_tag + "-lock", registry.OCI_MANIFEST, body)
 
 
 def share_manifest(client: registry.Registry, repository: str, tag: str, other_tag: str) -> str:

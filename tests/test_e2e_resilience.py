@@ -14,44 +14,38 @@ Skipped with busybox_e2e_problem()'s reason (a failure under CI=true instead).
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import re
 import shlex
 import signal
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 import unittest
-import urllib.request
-import uuid
-from collections.abc import Callable, Sequence
-from typing import Any
 
 from tests.e2e_support import (
+    Job,
     LocalRegistry,
+    ToolJobsTestCase,
     busybox_e2e_problem,
-    busybox_image,
+    config_digest,
     docker_commands,
     image_id,
+    manifest,
+    processes_naming,
     registry_tags,
-    remove_dangling_images_of,
     remove_images,
     stop_test_registry,
-    test_registry,
+    wait_for,
 )
 from tests.fake_registry import FlakyRegistry, HangingRegistry, _Handler
-from tests.helpers import LOG_TIMESTAMP, SCRIPT, remove_tree
+from tests.helpers import LOG_TIMESTAMP
 
 PROBLEM = busybox_e2e_problem()  # raises under CI=true
 if PROBLEM is not None:
     print(f"skipping resilience end-to-end tests: {PROBLEM}", file=sys.stderr)
 
-MANIFEST_V2 = "application/vnd.docker.distribution.manifest.v2+json"
-# Bounds, so that a stuck docker or tool fails the test instead of hanging the run.
-JOB_TIMEOUT = 180.0
 # How long the tool may take to stop after a signal. docker build and docker push stop on
 # their first SIGTERM, so it needs less than its grace (util.STOP_GRACE_SECONDS, 5 s)
 # before SIGKILL; waiting that long means it missed part of what it started.
@@ -82,90 +76,6 @@ def subcommands(log: str) -> list[str]:
 def last_message(log: str) -> str:
     lines = log.splitlines()
     return LOG_TIMESTAMP.sub("", lines[-1]) if lines else ""
-
-
-def manifest(registry: str, repository: str, tag: str) -> dict[str, Any]:
-    """The registry's (schema 2) manifest of repository:tag, from its HTTP API."""
-    request = urllib.request.Request(
-        f"http://{registry}/v2/{repository}/manifests/{tag}", headers={"Accept": MANIFEST_V2}
-    )
-    with urllib.request.urlopen(request, timeout=10) as response:
-        body: dict[str, Any] = json.load(response)
-    return body
-
-
-def config_digest(registry: str, repository: str, tag: str) -> str:
-    """The image ID (the config's digest) of the registry's repository:tag."""
-    digest: str = manifest(registry, repository, tag)["config"]["digest"]
-    return digest
-
-
-def processes_naming(text: str) -> list[str]:
-    """The command lines of the running processes (not zombies) that contain `text`."""
-    found: list[str] = []
-    for pid in os.listdir("/proc"):
-        if not pid.isdigit() or int(pid) == os.getpid():
-            continue
-        try:
-            with open(f"/proc/{pid}/cmdline", "rb") as file:
-                cmdline = file.read().replace(b"\0", b" ").decode(errors="replace")
-            with open(f"/proc/{pid}/stat", "rb") as file:
-                state = file.read().rsplit(b")", 1)[1].split()[0]
-        except OSError:  # gone meanwhile
-            continue
-        if text in cmdline and state != b"Z":
-            found.append(f"{pid}: {cmdline}")
-    return found
-
-
-def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
-        time.sleep(0.05)
-
-
-class Job:
-    """The tool running as a subprocess, its stdout and stderr going to a log file."""
-
-    def __init__(self, argv: Sequence[str], log_path: str, *, new_session: bool) -> None:
-        self.argv = list(argv)
-        self.log_path = log_path
-        self.new_session = new_session
-        with open(log_path, "wb") as log:
-            self.process = subprocess.Popen(
-                self.argv,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=new_session,
-            )
-        self.started = time.monotonic()
-        self.ended: float | None = None
-
-    def log(self) -> str:
-        with open(self.log_path, encoding="utf-8", errors="replace") as file:
-            return file.read()
-
-    def running(self) -> bool:
-        return self.process.poll() is None
-
-    def wait(self, timeout: float = JOB_TIMEOUT) -> int:
-        status = self.process.wait(timeout=timeout)
-        if self.ended is None:
-            self.ended = time.monotonic()
-        return status
-
-    def kill(self) -> None:
-        """For cleanup: nothing the test started may outlive it."""
-        if self.process.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                if self.new_session:
-                    os.killpg(self.process.pid, signal.SIGKILL)
-                else:
-                    self.process.kill()
-        self.process.wait()
 
 
 class SlowUploadRegistry(FlakyRegistry):
@@ -207,95 +117,8 @@ class SlowUploadRegistry(FlakyRegistry):
 
 
 @unittest.skipIf(PROBLEM, PROBLEM or "")
-class ResilienceEndToEndTest(unittest.TestCase):
-    def setUp(self) -> None:
-        self.registry = test_registry()
-        self.root = tempfile.mkdtemp(prefix="gdi-e2e-resilience-")
-        self.addCleanup(remove_tree, self.root)
-        self.repository = f"gdi-e2e-res/{uuid.uuid4().hex[:12]}"
-        self.jobs: list[Job] = []
-        self.contexts = 0
-        # Registered first, so it runs last: after every job was stopped.
-        self.addCleanup(self.remove_our_images)
-
-    # --- fixtures
-
-    def base(self) -> str:
-        return busybox_image(self.registry)
-
-    def context(self, dockerfile: str, files: dict[str, bytes] | None = None) -> str:
-        """A new context directory with `dockerfile` (as its Dockerfile) and `files`, plus
-        a file unique to this test and context, so no other image has the same content."""
-        self.contexts += 1
-        path = os.path.join(self.root, f"ctx{self.contexts}")
-        os.mkdir(path)
-        unique = f"{self.repository} {self.contexts} {uuid.uuid4()}\n".encode()
-        for name, content in {"unique.txt": unique, **(files or {})}.items():
-            with open(os.path.join(path, name), "wb") as file:
-                file.write(content)
-        with open(os.path.join(path, "Dockerfile"), "w", encoding="utf-8") as file:
-            file.write(dockerfile)
-        return path
-
-    def argv(
-        self,
-        context: str,
-        *extra: str,
-        registry: str | None = None,
-        docker_path: str | None = None,
-    ) -> list[str]:
-        argv = [sys.executable, SCRIPT, "--container-registry", registry or self.registry]
-        argv += ["--repository", self.repository, "--context", context]
-        argv += ["--dockerfile", os.path.join(context, "Dockerfile"), "--retry-delay", "0.2"]
-        if docker_path is not None:
-            argv += ["--docker-path", docker_path]
-        return [*argv, *extra]
-
-    def start(self, argv: Sequence[str], *, new_session: bool = False) -> Job:
-        log_path = os.path.join(self.root, f"job{len(self.jobs) + 1}.log")
-        job = Job(argv, log_path, new_session=new_session)
-        self.jobs.append(job)
-        self.addCleanup(job.kill)
-        return job
-
-    def run_job(self, argv: Sequence[str]) -> Job:
-        job = self.start(argv)
-        job.wait()
-        return job
-
-    def image(self, context: str, registry: str | None = None) -> str:
-        completed = subprocess.run(
-            [*self.argv(context, registry=registry), "--print-image-name"],
-            capture_output=True,
-            text=True,
-            check=False,
-            timeout=60,
-        )
-        self.assertEqual(completed.returncode, 0, completed.stderr)
-        return completed.stdout.strip()
-
-    def wrapper(self, text: str) -> str:
-        path = os.path.join(self.root, f"docker-wrapper-{len(text)}.sh")
-        with open(path, "w", encoding="utf-8") as file:
-            file.write(text)
-        os.chmod(path, 0o755)
-        return path
-
-    def remove_our_images(self) -> None:
-        """This test's tags, then the untagged images its builds left (by the IDs their
-        output printed: a job that pulled another's image leaves its own build dangling;
-        an interrupted build leaves its steps). Docker commands of ours that the tool
-        failed to stop are killed first, so none of them can tag anything afterwards."""
-        for process in processes_naming(self.repository):
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(int(process.split(":", 1)[0]), signal.SIGKILL)
-        remove_images(self.repository)
-        remove_dangling_images_of("".join(job.log() for job in self.jobs), patience=15)
-
-    # --- assertions
-
-    def assert_exit(self, job: Job, status: int) -> None:
-        self.assertEqual(job.wait(), status, job.log())
+class ResilienceEndToEndTest(ToolJobsTestCase):
+    repository_prefix = "gdi-e2e-res"
 
     def assert_no_processes_left(self, text: str) -> None:
         self.assertEqual(processes_naming(text), [])
