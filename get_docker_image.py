@@ -3374,12 +3374,8 @@ def _reason_to_keep(  # noqa: PLR0911 (one reason per rule, in order)
     if not fact.tag.startswith(TAG_PREFIX):
         return "not a digest tag"
     if fact.kind == "lock":
-        marker = fact.lock
-        if (
-            marker is not None
-            and not marker.released
-            and marker.expires + CLOCK_ALLOWANCE_SECONDS > now
-        ):
+        # One look, no watching: only the stated end (past the allowance) tells.
+        if fact.lock is not None and lease_over(fact.lock, now, 0) is None:
             return "live build lock"
         return None
     if fact.tag == current_tag:
