@@ -42,7 +42,7 @@ import unittest
 import urllib.error
 import urllib.request
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from types import TracebackType
 from typing import Any, TypeVar
 
@@ -317,6 +317,44 @@ def docker_login(
     )
     if completed.returncode != 0:
         raise RuntimeError(f"docker login {address} failed: {completed.stderr.strip()}")
+
+
+class LoggedInRegistry(ClosedOnExit):
+    """A LocalRegistry with htpasswd auth (REGISTRY_USER), and a DOCKER_CONFIG of its
+    own in which docker is logged in to it: `.address`, `.docker_config`."""
+
+    def __init__(self, *, delete: bool = True) -> None:
+        self.directory = tempfile.mkdtemp(prefix="gdi-logged-in-")
+        self.registry = LocalRegistry(htpasswd=write_htpasswd(self.directory), delete=delete)
+        self.address = self.registry.address
+        self.docker_config = os.path.join(self.directory, "docker-config")
+        try:
+            docker_login(self.address, self.docker_config)
+        except BaseException:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        self.registry.stop()
+        shutil.rmtree(self.directory, ignore_errors=True)
+
+
+def run_tool(
+    *args: str,
+    env: Mapping[str, str] | None = None,
+    cwd: str | None = None,
+    timeout: float = 300,
+) -> subprocess.CompletedProcess[str]:
+    """The tool as a process of its own (output captured), with `env` added to ours."""
+    return subprocess.run(
+        [sys.executable, TOOL_SCRIPT, *args],
+        cwd=cwd,
+        env={**os.environ, **(env or {})},
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=timeout,
+    )
 
 
 # --- one registry for the whole test run -------------------------------------------------

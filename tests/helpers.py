@@ -19,10 +19,6 @@ from unittest import mock
 import get_docker_image
 from tests.fixtures import read_json_lines
 
-TESTS_DIR = os.path.dirname(os.path.abspath(__file__))
-REPO_DIR = os.path.dirname(TESTS_DIR)
-SCRIPT = os.path.join(REPO_DIR, "get_docker_image.py")
-
 # Log records start with a timestamp; tests compare what follows it.
 TIMESTAMP_PATTERN = r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}"
 LOG_TIMESTAMP = re.compile(rf"^{TIMESTAMP_PATTERN} ")

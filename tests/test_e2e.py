@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 import unittest
 import uuid
 
@@ -21,10 +20,11 @@ from tests.e2e_support import (
     registry_tags,
     remove_dangling_images_of,
     remove_images,
+    run_tool,
     test_registry,
 )
 from tests.fixtures import Dir, File, build_tree
-from tests.helpers import SCRIPT, ScratchDirTestCase
+from tests.helpers import ScratchDirTestCase
 
 UNAVAILABLE = e2e_problem()  # under CI=true, a missing engine or registry raises instead
 REGISTRY = "" if UNAVAILABLE else test_registry()
@@ -56,17 +56,10 @@ class EndToEndTest(ScratchDirTestCase):
     def run_tool(
         self, *extra: str, registry: str | None = REGISTRY, env: dict[str, str] | None = None
     ) -> subprocess.CompletedProcess[str]:
-        argv = [sys.executable, SCRIPT, "--context", "ctx", "--repository", self.repository]
+        argv = ["--context", "ctx", "--repository", self.repository]
         if registry is not None:
             argv += ["--container-registry", registry]
-        completed = subprocess.run(
-            [*argv, *extra],
-            capture_output=True,
-            text=True,
-            check=False,
-            timeout=300,
-            env={**os.environ, **(env or {})},
-        )
+        completed = run_tool(*argv, *extra, env=env)
         self.outputs.append(completed.stderr)
         return completed
 

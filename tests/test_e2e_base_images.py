@@ -33,8 +33,9 @@ from tests.e2e_support import (
     free_port,
     registry_tags,
     remove_images,
+    run_tool,
 )
-from tests.helpers import SCRIPT, remove_tree
+from tests.helpers import remove_tree
 
 TOOL_TIMEOUT = 180  # seconds; a run takes one or two
 # What a registry may answer for a tag: an image's manifest or a list of them.
@@ -181,16 +182,13 @@ class HashBaseImagesTest(unittest.TestCase):
         env: dict[str, str] | None = None,
         timeout: float = TOOL_TIMEOUT,
     ) -> subprocess.CompletedProcess[str]:
-        argv = [sys.executable, SCRIPT, "--context", "ctx", "--dockerfile", dockerfile]
-        argv += ["--repository", self.repository]
+        argv = ["--context", "ctx", "--dockerfile", dockerfile, "--repository", self.repository]
         argv += ["--container-registry", registry or self.registry]
-        return subprocess.run(
-            [*argv, *extra],
+        return run_tool(
+            *argv,
+            *extra,
             cwd=self.root,
-            env={**os.environ, "DOCKER_BUILDKIT": "0", **(env or {})},
-            capture_output=True,
-            text=True,
-            check=False,
+            env={"DOCKER_BUILDKIT": "0", **(env or {})},
             timeout=timeout,
         )
 

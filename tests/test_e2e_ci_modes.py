@@ -23,6 +23,7 @@ from tests.e2e_support import (
     registry_tags,
     remove_dangling_images_of,
     remove_images,
+    run_tool,
 )
 from tests.fixtures import Dir, File, build_tree
 from tests.helpers import SCRIPT, ScratchDirTestCase
@@ -60,19 +61,12 @@ class EndToEndCase(ScratchDirTestCase):
     def run_tool(
         self, *extra: str, registry: str | None, env: dict[str, str] | None = None
     ) -> subprocess.CompletedProcess[str]:
-        argv = [sys.executable, SCRIPT, "--context", "ctx", "--repository", self.repository]
+        argv = ["--context", "ctx", "--repository", self.repository]
         if registry is not None:
             argv += ["--container-registry", registry]
         if os.path.exists(self.output):
             os.remove(self.output)
-        completed = subprocess.run(
-            [*argv, "--output-file", self.output, *extra],
-            capture_output=True,
-            text=True,
-            check=False,
-            timeout=300,
-            env={**os.environ, **(env or {})},
-        )
+        completed = run_tool(*argv, "--output-file", self.output, *extra, env=env)
         self.logs.append(completed.stderr)
         return completed
 

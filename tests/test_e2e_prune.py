@@ -31,6 +31,7 @@ from tests.e2e_support import (
     REGISTRY_PASSWORD,
     REGISTRY_USER,
     LocalRegistry,
+    LoggedInRegistry,
     docker_login,
     e2e_problem,
     fail_under_ci,
@@ -38,7 +39,6 @@ from tests.e2e_support import (
     remove_dangling_images_of,
     remove_images,
     test_registry,
-    write_htpasswd,
 )
 from tests.fixtures import Dir, File, build_tree
 from tests.helpers import SCRIPT
@@ -217,18 +217,14 @@ class PruneE2ETestCase(unittest.TestCase):
 class BasicAuthPruneTest(PruneE2ETestCase):
     """A registry with htpasswd auth and deletes enabled, and docker logged in to it."""
 
-    directory: str
-    local: LocalRegistry
+    local: LoggedInRegistry
     docker_config: str
 
     @classmethod
     def setUpClass(cls) -> None:
-        cls.directory = tempfile.mkdtemp(prefix="gdi-e2e-prune-")
-        cls.addClassCleanup(shutil.rmtree, cls.directory, True)
-        cls.local = LocalRegistry(htpasswd=write_htpasswd(cls.directory))
-        cls.addClassCleanup(cls.local.stop)
-        cls.docker_config = os.path.join(cls.directory, "docker-config")
-        docker_login(cls.local.address, cls.docker_config)
+        cls.local = LoggedInRegistry()
+        cls.addClassCleanup(cls.local.close)
+        cls.docker_config = cls.local.docker_config
 
     def test_the_tags_left_are_exactly_those_the_rules_keep(self) -> None:
         client = self.client(self.local.address, self.docker_config)

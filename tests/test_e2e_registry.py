@@ -26,10 +26,10 @@ from tests.e2e_support import (
     REGISTRY_PASSWORD,
     REGISTRY_USER,
     LocalRegistry,
+    LoggedInRegistry,
     docker_login,
     e2e_problem,
     fail_under_ci,
-    write_htpasswd,
 )
 from tests.registry_fakes import TokenFront
 from tests.registry_images import (
@@ -85,18 +85,14 @@ class E2ETestCase(unittest.TestCase):
 class BasicAuthTest(E2ETestCase):
     """A registry with htpasswd auth and deletes enabled, and docker logged in to it."""
 
-    directory: str
-    local: LocalRegistry
+    local: LoggedInRegistry
     docker_config: str
 
     @classmethod
     def setUpClass(cls) -> None:
-        cls.directory = tempfile.mkdtemp(prefix="gdi-e2e-registry-")
-        cls.addClassCleanup(shutil.rmtree, cls.directory, True)
-        cls.local = LocalRegistry(htpasswd=write_htpasswd(cls.directory))
-        cls.addClassCleanup(cls.local.stop)
-        cls.docker_config = os.path.join(cls.directory, "docker-config")
-        docker_login(cls.local.address, cls.docker_config)
+        cls.local = LoggedInRegistry()
+        cls.addClassCleanup(cls.local.close)
+        cls.docker_config = cls.local.docker_config
 
     def setUp(self) -> None:
         self.repository = unique_repository()
