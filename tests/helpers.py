@@ -17,7 +17,12 @@ from typing import Any
 from unittest import mock
 
 import get_docker_image
+from tests import e2e_support
 from tests.fixtures import read_json_lines
+
+# Defined once, in e2e_support (which must not import the tool).
+REPO_DIR = e2e_support.REPO_DIR
+SCRIPT = e2e_support.TOOL_SCRIPT
 
 # Log records start with a timestamp; tests compare what follows it.
 TIMESTAMP_PATTERN = r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}"
