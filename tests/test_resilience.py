@@ -38,8 +38,12 @@ class ResilienceTestCase(CliTestCase):
             os.remove(os.path.join(self.registry_dir, name))
 
     def script(self, **answers: list[dict[str, Any]]) -> None:
-        """Scripted answers of the recording docker, by command."""
+        """Scripted answers of the recording docker, by command (from the
+        first again: a new script forgets which answers were used)."""
         path = os.path.join(self.root, "script.json")
+        for name in os.listdir(self.root):
+            if name.startswith("script.json.") and name.endswith(".count"):
+                os.remove(os.path.join(self.root, name))
         with open(path, "w", encoding="utf-8") as file:
             json.dump(answers, file)
         self.set_env(FAKE_DOCKER_SCRIPT=path)
@@ -219,6 +223,14 @@ class NameTest(CliTestCase):
             (
                 ("--container-registry", "127.0.0.1:99999"),
                 "--container-registry '127.0.0.1:99999': '99999' is not a valid port (1 to 65535)",
+            ),
+            (
+                ("--container-registry", "127.0.0.1:0"),
+                "--container-registry '127.0.0.1:0': '0' is not a valid port (1 to 65535)",
+            ),
+            (
+                ("--container-registry", "[::1]:65536"),
+                "--container-registry '[::1]:65536': '65536' is not a valid port (1 to 65535)",
             ),
             (
                 ("--container-registry", "bad_host.io"),
