@@ -343,11 +343,12 @@ class ExitAndDrainTest(unittest.TestCase):
                 self.assertTrue(stops_soon(int(file.read())))
 
     def test_output_still_in_the_pipes_at_the_exit_is_read(self) -> None:
-        """Small reads leave most of a fast writer's output in the pipe when
-        its exit is noticed; stderr is read to its end after stdout closed."""
-        stdout_only = "import os; os.write(1, b'o' * 200000)"
-        stderr_after = "import os; os.close(1); os.write(2, b'e' * 200000)"
-        with mock.patch("util._READ_SIZE", 256):
+        """Small reads leave much of the output of a writer that exits at once
+        in the pipe when its exit is noticed; stderr is read to its end after
+        stdout closed. (A second to drain: ample for a loaded machine.)"""
+        stdout_only = "import os; os.write(1, b'o' * 200000); os._exit(0)"
+        stderr_after = "import os; os.close(1); os.write(2, b'e' * 200000); os._exit(0)"
+        with mock.patch("util._READ_SIZE", 64), mock.patch("util.DRAIN_SECONDS", 1.0):
             completed = run(sys.executable, "-c", stdout_only, capture=True)
             self.assertEqual(completed.stdout, "o" * 200000)
             completed = run(sys.executable, "-c", stderr_after, capture=True)
