@@ -227,7 +227,7 @@ class _Output:
         return got
 
     def text(self, child_fd: int) -> str:
-        return self._data.get(child_fd, bytearray()).decode("utf-8", "replace")
+        return self._data[child_fd].decode("utf-8", "replace")
 
     def close(self) -> None:
         self._selector.close()

@@ -70,12 +70,13 @@ def run_main(argv: Sequence[str]) -> Result:
 
 
 @contextlib.contextmanager
-def redirect_fds(target_fd: int) -> Iterator[None]:
-    """Points file descriptors 1 and 2 at `target_fd` (where children write)."""
+def redirect_fds(target_fd: int, stderr_fd: int | None = None) -> Iterator[None]:
+    """Points file descriptors 1 and 2 at `target_fd` (where children write),
+    or 2 at `stderr_fd` if given."""
     saved = [os.dup(1), os.dup(2)]
     try:
         os.dup2(target_fd, 1)
-        os.dup2(target_fd, 2)
+        os.dup2(target_fd if stderr_fd is None else stderr_fd, 2)
         yield
     finally:
         os.dup2(saved[0], 1)

@@ -249,6 +249,9 @@ class RegistryFlowTest(CliTestCase):
             ("localhost", f"localhost/team/app:{self.tag}"),
             ("localhost:5000", f"localhost:5000/team/app:{self.tag}"),
             ("127.0.0.1:5000", f"127.0.0.1:5000/team/app:{self.tag}"),
+            ("localhost:1", f"localhost:1/team/app:{self.tag}"),
+            ("[::1]:65535", f"[::1]:65535/team/app:{self.tag}"),
+            ("[::1]", f"[::1]/team/app:{self.tag}"),
             ("ghcr.io/acme", f"ghcr.io/acme/team/app:{self.tag}"),
             ("ghcr.io/acme/", f"ghcr.io/acme/team/app:{self.tag}"),
             (

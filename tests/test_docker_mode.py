@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import stat
 import time
 from collections.abc import Callable
 from typing import Any
@@ -13,7 +14,7 @@ from unittest import mock
 import get_docker_image
 from get_docker_image import HashMode, Platform, compute_tag, stream_header
 from tests.fixtures import CTX, DOCKERFILE, Dir, Fifo, File, Link, build_tree
-from tests.helpers import ScratchDirTestCase, run_main
+from tests.helpers import Result, ScratchDirTestCase, run_main
 
 # The target platform of every test here: ScratchDirTestCase sets DOCKER_DEFAULT_PLATFORM.
 AMD64 = Platform("linux", "amd64", "")
@@ -279,3 +280,72 @@ class ExplainTest(ScratchDirTestCase):
         self.assertEqual(entries[1]["kind"], "dockerfile")
         self.assertEqual(entries[2], {"kind": "dir", "path": "ctx", "mode": 0o40755})
         self.assertEqual(text[-1], f"image  {entries[-1]['image']}")
+
+
+class ChangedWhileHashedTest(DockerModeTestCase):
+    """A file whose size moves between its fstat and its last read, made by an
+    fstat that tells another size: docker mode's records state sizes, so it
+    refuses; the original mode hashes what it reads, to the end."""
+
+    SMALL = b"s" * 100  # read whole in one call
+    LARGE = b"l" * 200_000  # read in chunks
+
+    def setUp(self) -> None:
+        super().setUp()
+        build_tree(
+            self.root,
+            [DOCKERFILE, CTX, File("ctx/small", self.SMALL), File("ctx/large", self.LARGE)],
+        )
+
+    def told_sizes(self, sizes: dict[int, int]) -> mock._patch[Any]:
+        """os.fstat, telling `sizes[n]` for a regular file of n bytes."""
+        real_fstat = os.fstat
+
+        def fstat(fd: int) -> os.stat_result:
+            status = real_fstat(fd)
+            told = sizes.get(status.st_size) if stat.S_ISREG(status.st_mode) else None
+            if told is None:
+                return status
+            fields = list(status[:10])
+            fields[stat.ST_SIZE] = told
+            return os.stat_result(fields)
+
+        return mock.patch("os.fstat", fstat)
+
+    def run_both_modes(self, sizes: dict[int, int]) -> tuple[str, Result]:
+        """The original mode's tag and docker mode's run, with those sizes told."""
+        with self.told_sizes(sizes):
+            original = compute_tag("", "Dockerfile", "ctx")
+            docker = run_main(
+                ["--context", "ctx", "--repository", "r", "--hash-mode", "docker",
+                 "--print-image-name"]
+            )  # fmt: skip
+        return original, docker
+
+    def test_a_file_that_grew_or_shrank(self) -> None:
+        unchanged = compute_tag("", "Dockerfile", "ctx")
+        table = [
+            ("small, grew", {len(self.SMALL): 10}, "file changed while it was hashed: 'small'"),
+            (
+                "large, grew",
+                {len(self.LARGE): 100_000},
+                "file changed while it was hashed: 'large'",
+            ),
+            (
+                "large, shrank",
+                {len(self.LARGE): 300_000},
+                "file changed while it was hashed: 'large'",
+            ),
+            (
+                "Dockerfile, grew",
+                {len(DOCKERFILE.data): 1},
+                "Dockerfile changed while it was hashed: 'Dockerfile'",
+            ),
+        ]
+        for case, sizes, error in table:
+            with self.subTest(case):
+                original, docker = self.run_both_modes(sizes)
+                self.assertEqual(original, unchanged)  # what the file holds, all of it
+                self.assertEqual(docker.status, 1)
+                self.assertEqual(docker.stdout, "")
+                self.assertEqual(docker.log_messages(), [f"get_docker_image [ERROR] - {error}"])

@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import time
+from unittest import mock
 
 from get_docker_image import MAX_RETRY_WAIT_SECONDS, Retries
 from tests.fixtures import FAKE_DOCKER
@@ -66,6 +67,18 @@ class OptionValuesTest(ResilienceTestCase):
         waits = [Retries(3, 2).wait(number) for number in range(4)]
         for number, wait in enumerate(waits):
             self.assertTrue(2 * 2**number * 0.5 <= wait <= 2 * 2**number * 1.5, waits)
+
+    def test_waits_double_from_the_delay_with_jitter_of_half_either_way(self) -> None:
+        for jitter in (0.5, 1.5):
+            with (
+                self.subTest(jitter=jitter),
+                mock.patch("random.uniform", return_value=jitter) as uniform,
+            ):
+                waits = [Retries(10, 2).wait(number) for number in (0, 1, 2, 8, 9)]
+                self.assertEqual(
+                    waits, [2 * jitter, 4 * jitter, 8 * jitter, 512 * jitter, 600 * jitter]
+                )
+                uniform.assert_called_with(0.5, 1.5)
 
 
 class NamesTest(ResilienceTestCase):

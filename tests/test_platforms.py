@@ -3,20 +3,26 @@ target platform in the tag (--hash-mode docker, --hash-platform)."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import unittest
+from typing import Any
 
 from get_docker_image import (
     LINUX,
+    DockerError,
     Platform,
     build_arg_values,
     build_target,
+    choose_manifest,
     parse_platform,
     requested_platforms,
     target_platforms,
 )
 from tests.fixtures import CTX, DOCKERFILE, FAKE_DOCKER, File, build_tree
 from tests.helpers import ScratchDirTestCase, run_main
+from tests.test_cli import DENIED
 from tests.test_resilience import ResilienceTestCase
 
 AMD64 = Platform("linux", "amd64", "")
@@ -193,3 +199,176 @@ class EngineAskedOnlyByTheFakeTest(ScratchDirTestCase):
         self.assertIn("cannot ask the docker engine for its platform", result.stderr)
         self.assertEqual(len(self.docker_calls()), 1)
         self.assertFalse(os.path.exists("ctx/.dockerignore"))
+
+
+def digest(seed: str) -> str:
+    return "sha256:" + hashlib.sha256(seed.encode()).hexdigest()
+
+
+def listed(platform: dict[str, str] | None, seed: str) -> dict[str, Any]:
+    """An entry of `docker manifest inspect --verbose` for a multi-platform image."""
+    descriptor: dict[str, Any] = {"digest": digest(seed)}
+    if platform is not None:
+        descriptor["platform"] = platform
+    return {"Ref": f"example/{seed}", "Descriptor": descriptor}
+
+
+# A multi-platform image's list, in an order where the first match of the
+# os and the architecture alone is the wrong one.
+MANIFEST_LIST = [
+    listed({"os": "unknown", "architecture": "unknown"}, "attestation"),
+    listed({"os": "windows", "architecture": "amd64"}, "windows"),
+    listed({"os": "linux", "architecture": "amd64"}, "amd64"),
+    listed({"os": "linux", "architecture": "arm", "variant": "v6"}, "armv6"),
+    listed({"os": "linux", "architecture": "arm", "variant": "v7"}, "armv7"),
+    listed({"os": "linux", "architecture": "arm64", "variant": "v8"}, "arm64"),
+]
+
+
+class ChooseManifestTest(unittest.TestCase):
+    def test_the_manifest_of_the_platform(self) -> None:
+        table = [
+            (AMD64, "amd64"),
+            (Platform("linux", "arm", "v7"), "armv7"),
+            (Platform("linux", "arm", "v6"), "armv6"),
+            (ARM64, "arm64"),  # v8 is arm64's default variant
+            (Platform("windows", "amd64", ""), "windows"),
+            (Platform("linux", "arm", ""), "armv6"),  # no variant asked: the first
+        ]
+        text = json.dumps(MANIFEST_LIST)
+        for platform, seed in table:
+            with self.subTest(str(platform)):
+                self.assertEqual(choose_manifest("x", text, platform), (digest(seed), platform))
+
+    def test_a_single_manifest_is_the_image_whatever_the_platform(self) -> None:
+        text = json.dumps(listed({"os": "linux", "architecture": "s390x"}, "one"))
+        self.assertEqual(choose_manifest("x", text, AMD64), (digest("one"), None))
+
+    def test_entries_that_name_no_usable_platform_are_skipped(self) -> None:
+        entries = [
+            {"Descriptor": "not an object"},
+            listed(None, "no platform"),
+            listed({"os": "linux", "architecture": 64}, "not text"),  # type: ignore[dict-item]
+            listed({"os": "", "architecture": ""}, "blank"),
+            listed({"os": "linux", "architecture": "amd64"}, "amd64"),
+        ]
+        self.assertEqual(choose_manifest("x", json.dumps(entries), AMD64), (digest("amd64"), AMD64))
+
+    def test_what_is_no_manifest_is_a_one_line_error(self) -> None:
+        no_digest = {"Descriptor": {"digest": "sha256:0"}}
+        table = [
+            ("{", "docker printed no JSON"),
+            ("7", "docker printed neither a manifest nor a list of them"),
+            ('["x"]', "docker printed a list that holds no manifests"),
+            (json.dumps(no_digest), "docker printed a manifest without a valid digest"),
+            (json.dumps({"Descriptor": []}), "docker printed a manifest without a valid digest"),
+        ]
+        for text, error in table:
+            with self.subTest(text), self.assertRaises(DockerError) as raised:
+                choose_manifest("x:1", text, AMD64)
+            self.assertEqual(str(raised.exception), f"cannot resolve base image 'x:1': {error}")
+        with self.assertRaises(DockerError) as raised:
+            choose_manifest("x:1", json.dumps(MANIFEST_LIST), Platform("linux", "s390x", ""))
+        self.assertEqual(
+            str(raised.exception), "base image 'x:1' has no manifest for platform linux/s390x"
+        )
+
+
+class BaseImagesTest(ResilienceTestCase):
+    """--hash-base-images: the FROM images' digests, as the registry says."""
+
+    PINNED = "busybox@" + digest("busybox")
+
+    def setUp(self) -> None:
+        super().setUp()
+        dockerfile = (
+            "ARG BASE=alpine:3.19\n"
+            f"FROM $BASE AS one\nFROM {self.PINNED}\nFROM --platform=linux/arm/v6 alpine:3.19\n"
+            "FROM one\nFROM alpine:3.19\n"
+        )
+        build_tree(self.root, [File("Dockerfile", dockerfile.encode())])
+        self.list_answer = {"stdout": json.dumps(MANIFEST_LIST)}
+
+    def explain(self, *options: str) -> list[dict[str, Any]]:
+        result = self.run_tool("--explain", "json", "--hash-base-images", *options)
+        self.assertEqual(result.status, 0, result.stderr)
+        return [json.loads(line) for line in result.stdout.splitlines()]
+
+    def test_each_image_once_per_platform_in_order(self) -> None:
+        self.script(version=[{"stdout": "linux/amd64\n"}], manifest=[self.list_answer] * 4)
+        entries = self.explain()
+        inspect = ["manifest", "inspect", "--insecure", "--verbose", "alpine:3.19"]
+        self.assertEqual(self.docker_argvs(), [self.version_argv(), inspect, inspect, inspect])
+        self.assertEqual(
+            entries[:4],
+            [
+                {"kind": "base", "name": "alpine:3.19", "digest": digest("amd64"),
+                 "platform": "linux/amd64"},
+                {"kind": "base", "name": "busybox", "digest": digest("busybox"), "platform": None},
+                {"kind": "base", "name": "alpine:3.19", "digest": digest("armv6"),
+                 "platform": "linux/arm/v6"},
+                {"kind": "args", "text": "--build-arg V=1"},
+            ],
+        )  # fmt: skip
+        self.forget_docker_calls()
+        self.script(version=[{"stdout": "linux/amd64\n"}], manifest=[self.list_answer] * 6)
+        args = ("--docker-build-args-not-affecting-image-content", "--platform linux/amd64,arm64")
+        entries = self.explain(*args)
+        self.assertEqual(
+            [
+                (entry["digest"], entry["platform"])
+                for entry in entries
+                if entry.get("kind") == "base"
+            ],
+            [
+                (digest("amd64"), "linux/amd64"),
+                (digest("busybox"), None),
+                (digest("armv6"), "linux/arm/v6"),
+                (digest("arm64"), "linux/arm64"),
+            ],
+        )
+
+    def version_argv(self) -> list[str]:
+        return ["version", "--format", "{{.Server.Os}}/{{.Server.Arch}}"]
+
+    def test_a_moved_base_image_moves_the_tag(self) -> None:
+        self.script(version=[{"stdout": "linux/amd64\n"}], manifest=[self.list_answer] * 3)
+        before = self.run_tool("--print-image-name", "--hash-base-images")
+        moved = [listed({"os": "linux", "architecture": "amd64"}, "amd64, rebuilt"), *MANIFEST_LIST]
+        self.script(
+            version=[{"stdout": "linux/amd64\n"}], manifest=[{"stdout": json.dumps(moved)}] * 3
+        )
+        after = self.run_tool("--print-image-name", "--hash-base-images")
+        self.assertEqual((before.status, after.status), (0, 0), before.stderr + after.stderr)
+        self.assertNotEqual(before.stdout, after.stdout)
+        self.assertNotEqual(before.stdout, self.run_tool("--print-image-name").stdout)
+
+    def test_a_pin_that_is_no_digest_is_an_input_error(self) -> None:
+        build_tree(self.root, [File("Dockerfile", b"FROM scratch\nFROM busybox@sha256:abc\n")])
+        self.script(version=[{"stdout": "linux/amd64\n"}])
+        result = self.run_tool("--print-image-name", "--hash-base-images")
+        self.assertEqual(result.status, 1)
+        self.assertEqual(
+            result.log_messages()[-1],
+            "get_docker_image [ERROR] - 'Dockerfile': line 2: 'busybox@sha256:abc' is not "
+            "pinned to a valid digest",
+        )
+
+    def test_a_registry_that_cannot_answer_names_the_image_and_why(self) -> None:
+        self.script(
+            version=[{"stdout": "linux/amd64\n"}], manifest=[{"status": 1, "stderr": DENIED}]
+        )
+        result = self.run_tool("--print-image-name", "--hash-base-images")
+        self.assertEqual(result.status, 1)
+        self.assertEqual(
+            result.log_messages()[-1],
+            f"get_docker_image [ERROR] - cannot resolve base image 'alpine:3.19': {DENIED} "
+            "(are you logged in? docker login docker.io)",
+        )
+
+    def test_a_dockerfile_docker_would_refuse_is_an_input_error(self) -> None:
+        build_tree(self.root, [File("Dockerfile", b"FROM\n")])
+        self.script(version=[{"stdout": "linux/amd64\n"}])
+        result = self.run_tool("--print-image-name", "--hash-base-images")
+        self.assertEqual(result.status, 1)
+        self.assertRegex(result.log_messages()[-1], r"^get_docker_image \[ERROR\] - 'Dockerfile': ")

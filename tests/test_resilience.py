@@ -8,11 +8,12 @@ import os
 import subprocess
 import sys
 import time
+import unittest
 from typing import Any
 
 from get_docker_image import Outcome, classify_error
 from tests.helpers import SCRIPT, run_main
-from tests.test_cli import NO_SUCH_MANIFEST, CliTestCase
+from tests.test_cli import NO_CREDENTIALS, NO_SUCH_MANIFEST, TLS_TIMEOUT, CliTestCase
 
 SERVICE_UNAVAILABLE = "received unexpected HTTP status: 503 Service Unavailable"
 LOST_BLOB = "error pulling image configuration: download failed after attempts=1: unknown blob"
@@ -37,8 +38,12 @@ class ResilienceTestCase(CliTestCase):
             os.remove(os.path.join(self.registry_dir, name))
 
     def script(self, **answers: list[dict[str, Any]]) -> None:
-        """Scripted answers of the recording docker, by command."""
+        """Scripted answers of the recording docker, by command (from the
+        first again: a new script forgets which answers were used)."""
         path = os.path.join(self.root, "script.json")
+        for name in os.listdir(self.root):
+            if name.startswith("script.json.") and name.endswith(".count"):
+                os.remove(os.path.join(self.root, name))
         with open(path, "w", encoding="utf-8") as file:
             json.dump(answers, file)
         self.set_env(FAKE_DOCKER_SCRIPT=path)
@@ -220,6 +225,14 @@ class NameTest(CliTestCase):
                 "--container-registry '127.0.0.1:99999': '99999' is not a valid port (1 to 65535)",
             ),
             (
+                ("--container-registry", "127.0.0.1:0"),
+                "--container-registry '127.0.0.1:0': '0' is not a valid port (1 to 65535)",
+            ),
+            (
+                ("--container-registry", "[::1]:65536"),
+                "--container-registry '[::1]:65536': '65536' is not a valid port (1 to 65535)",
+            ),
+            (
                 ("--container-registry", "bad_host.io"),
                 "--container-registry 'bad_host.io': 'bad_host.io' is not a valid registry host",
             ),
@@ -252,6 +265,68 @@ class NameTest(CliTestCase):
                 message = f"something odd happened to {image}"
                 self.assertIs(classify_error(message, image), Outcome.UNKNOWN)
                 self.assertIs(classify_error(message), classify_error(message))
+
+
+class ClassifyErrorTest(unittest.TestCase):
+    # One message for each marker: a message names no other marker of its
+    # class, nor one of an earlier class, so that each marker decides.
+    MESSAGES: tuple[tuple[str, Outcome], ...] = (
+        (LOST_BLOB, Outcome.LOST_BLOB),  # unknown blob
+        ("manifest blob unknown: blob unknown to registry", Outcome.LOST_BLOB),
+        ("digest invalid: provided digest did not match uploaded content", Outcome.LOST_BLOB),
+        (NO_SUCH_MANIFEST, Outcome.NOT_FOUND),
+        ("errors:\nmanifest unknown: manifest unknown", Outcome.NOT_FOUND),
+        ("name unknown: repository name not known to registry", Outcome.NOT_FOUND),
+        ("Error response from daemon: image team/app:x was not found", Outcome.NOT_FOUND),
+        ("unauthorized: access to the requested resource is not authorized", Outcome.UNAUTHORIZED),
+        (DENIED, Outcome.UNAUTHORIZED),
+        ('Head "https://r.io/v2/a/manifests/x": authentication required', Outcome.UNAUTHORIZED),
+        (NO_CREDENTIALS, Outcome.UNAUTHORIZED),
+        ("received unexpected HTTP status: 403 Forbidden", Outcome.UNAUTHORIZED),
+        ("error from registry: insufficient scope", Outcome.UNAUTHORIZED),
+        ("received unexpected HTTP status: 499", Outcome.TRANSIENT),
+        ('Get "https://r.io/v2/": response status: 502', Outcome.TRANSIENT),
+        ("Error response from daemon: 500 Internal Server Error", Outcome.TRANSIENT),
+        ("error parsing HTTP response: 502 Bad Gateway", Outcome.TRANSIENT),
+        ("error parsing HTTP response: 503 Service Unavailable", Outcome.TRANSIENT),
+        ("error parsing HTTP response: 504 Gateway Time-out", Outcome.TRANSIENT),
+        (
+            "toomanyrequests: You have reached your pull rate limit. You may increase "
+            "the limit by authenticating and upgrading: https://www.docker.com/increase-rate-limit",
+            Outcome.TRANSIENT,
+        ),
+        ("Error response from daemon: Too Many Requests", Outcome.TRANSIENT),
+        ("read tcp 10.0.0.2:1->10.0.0.1:443: read: connection reset by peer", Outcome.TRANSIENT),
+        ("write tcp 10.0.0.2:1->10.0.0.1:443: write: broken pipe", Outcome.TRANSIENT),
+        (TLS_TIMEOUT, Outcome.TRANSIENT),  # timeout
+        ("dial tcp 10.0.0.1:443: connect: connection timed out", Outcome.TRANSIENT),
+        ('Get "https://r.io/v2/": context deadline exceeded', Outcome.TRANSIENT),
+        ("error pulling image configuration: unexpected EOF", Outcome.TRANSIENT),
+        ('Put "https://r.io/v2/a/blobs/uploads/1": EOF', Outcome.TRANSIENT),
+        ('Get "http://localhost:5999/v2/": connection refused', Outcome.UNREACHABLE),
+        ("lookup nosuchhost.invalid: no such host", Outcome.UNREACHABLE),
+        (
+            'Get "https://r.io/v2/": http: server gave HTTP response to HTTPS client',
+            Outcome.UNREACHABLE,
+        ),
+        ("remote error: tls: handshake failure", Outcome.UNREACHABLE),
+        ("x509: certificate signed by unknown authority", Outcome.UNREACHABLE),
+        ("connect: network is unreachable", Outcome.UNREACHABLE),
+        ("connect: no route to host", Outcome.UNREACHABLE),
+        ('invalid port ":99999" after host', Outcome.UNREACHABLE),
+        ("dial tcp: lookup r.io on 127.0.0.53:53: server misbehaving", Outcome.UNREACHABLE),
+        ("something odd happened", Outcome.UNKNOWN),
+    )
+
+    def test_each_marker_of_docker_words(self) -> None:
+        for message, outcome in self.MESSAGES:
+            with self.subTest(message):
+                self.assertIs(classify_error(message), outcome)
+
+    def test_longer_names_are_taken_out_first_and_empty_ones_not_at_all(self) -> None:
+        message = "cannot pull r.io/a/b-denied:tag"
+        self.assertIs(classify_error(message, "r.io/a/b", "r.io/a/b-denied:tag"), Outcome.UNKNOWN)
+        self.assertIs(classify_error(DENIED, ""), Outcome.UNAUTHORIZED)
 
 
 class LayerCacheCallsTest(ResilienceTestCase):
