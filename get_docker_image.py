@@ -200,9 +200,9 @@ examples:
       --docker-build-args "--build-arg VERSION='1 2'"
   %(prog)s --repository ci/build --docker-build-args=--no-cache
   IMAGE=$(%(prog)s --repository ci/build --print-image-name)
-  %(prog)s --hash-mode docker --container-registry ghcr.io/acme \
+  %(prog)s --hash-mode docker --container-registry ghcr.io/acme \\
       --repository ci/build --no-push --output-file "$GITHUB_OUTPUT"
-  %(prog)s --container-registry ghcr.io/acme --repository ci/build \
+  %(prog)s --container-registry ghcr.io/acme --repository ci/build \\
       --prune-older-than 30d --dry-run
 
 A build-args value that starts with '-' and has no space is given with '='
