@@ -787,6 +787,10 @@ class RecordedFromGoTest(unittest.TestCase):
         (["\\S*"], "a", "TTT"),
         (["\\W*"], "-", "TTT"),
         (["\\W*"], "a", "FFF"),
+        (["[e-gj-li-ml]"], "m", "TTT"),  # i-m overlaps the range before it, not the first
+        (["[e-gj-li-ml]"], "h", "FFF"),
+        (["*\\Q\\E{0,}"], "ab", "TTT"),  # (x*)*: a loop that consumes nothing
+        (["*\\Q\\E{0,}x"], "abx", "TTT"),
         (["a|x" + "{1}\\Q\\E" * 998 + "|b"], "x", "TTT"),  # a branch of one item nests no deeper
         (["a|x" + "{1}\\Q\\E" * 999 + "|b"], "x", "EEE"),
         (["\\p{Foo}*"], "x", "EEE"),
