@@ -157,28 +157,13 @@ def _check_match_syntax(pattern: str) -> None:
     """Raises _BadPattern where filepath.Match(pattern, ".") returns an error.
 
     Since Go 1.16 Match checks the whole pattern however the match goes, so
-    this only parses: chunks split at '*' outside '[...]' (scanChunk), each
-    parsed as matchChunk does. Only '[' and '\\' can make an error.
+    this only parses, as matchChunk does. Match first splits the pattern into
+    chunks at each '*' outside '[...]' (scanChunk); the split cannot change
+    an error, since such a '*' is outside the classes matchChunk parses too
+    (and a plain character to it), so the whole pattern is one chunk here.
+    Only '[' and '\\' can make an error.
     """
-    i, n = 0, len(pattern)
-    while i < n:
-        while i < n and pattern[i] == "*":
-            i += 1
-        end, inrange = i, False
-        while end < n:
-            c = pattern[end]
-            if c == "\\":
-                if end + 1 < n:
-                    end += 1
-            elif c == "[":
-                inrange = True
-            elif c == "]":
-                inrange = False
-            elif c == "*" and not inrange:
-                break
-            end += 1
-        _check_chunk(pattern, i, end)
-        i = end
+    _check_chunk(pattern, 0, len(pattern))
 
 
 # --- Go regexp syntax: regexp/syntax.Parse with syntax.Perl flags ----------
@@ -601,8 +586,6 @@ def _parse_backslash(s: str, i: int, items: list[_Node]) -> int:
     if nxt in _BACKSLASH_OPS:
         items.append(_Node(_BACKSLASH_OPS[nxt]))
         return i + 2
-    if nxt == "C":  # any byte: RE2 refuses it
-        raise _RegexpError("invalid escape sequence")
     if nxt == "Q":  # literal text up to "\E" or the end
         end = s.find("\\E", i + 2)
         items.extend(_literal(ord(c)) for c in s[i + 2 : len(s) if end < 0 else end])
@@ -1123,17 +1106,16 @@ class _Pattern:
 def read_dockerignore(data: bytes) -> list[str]:
     """ignorefile.ReadAll: the patterns of a .dockerignore file's content."""
     patterns: list[str] = []
-    lines = data.split(b"\n")
-    if lines[-1] == b"":  # bufio.ScanLines: no empty token after the last '\n'
-        lines.pop()
-    for number, raw in enumerate(lines):
+    # bufio.ScanLines drops a '\r' that ends a line and yields no empty line
+    # after the last: both make no difference once lines are trimmed and
+    # empty ones skipped.
+    for number, line in enumerate(data.split(b"\n")):
         # bufio.Scanner needs the line and one more byte in its 64 KiB buffer.
-        if len(raw) >= _BUFIO_MAX_TOKEN:
+        if len(line) >= _BUFIO_MAX_TOKEN:
             raise DockerignoreError("error reading .dockerignore: bufio.Scanner: token too long")
-        line = raw.removesuffix(b"\r")
-        if number == 0:
-            line = line.removeprefix(b"\xef\xbb\xbf")
-        text = line.decode("utf-8", "surrogateescape")
+        text = (line.removeprefix(b"\xef\xbb\xbf") if number == 0 else line).decode(
+            "utf-8", "surrogateescape"
+        )
         if text.startswith("#"):  # comments are skipped before trimming
             continue
         pattern = _trim_space(text)

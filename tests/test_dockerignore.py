@@ -93,6 +93,7 @@ class ReadDockerignoreTest(unittest.TestCase):
     def test_lines_trimmed_cleaned_and_made_relative(self) -> None:
         data = b"  foo/../bar/./baz/  \r\n//abs//x\n!  /neg/\n/\n./\na\\b\n\n\t\n"
         self.assertEqual(read_dockerignore(data), ["bar/baz", "abs/x", "!neg", "/", ".", "a\\b"])
+        self.assertEqual(read_dockerignore(b"/a\n!/b\n/"), ["a", "!b", "/"])
 
     def test_go_whitespace(self) -> None:
         # strings.TrimSpace trims Unicode spaces but not U+001C..U+001F,
@@ -108,8 +109,12 @@ class ReadDockerignoreTest(unittest.TestCase):
         self.assertEqual(read_dockerignore(b"x" * 65535), ["x" * 65535])
         self.assertEqual(read_dockerignore(b"x" * 65535 + b"\n"), ["x" * 65535])
         for data in (b"x" * 65536, b"x" * 65535 + b"\r\n", b"#" * 70000 + b"\n"):
-            with self.assertRaisesRegex(DockerignoreError, "token too long"):
+            with self.assertRaises(DockerignoreError) as raised:
                 read_dockerignore(data)
+            self.assertEqual(
+                str(raised.exception),
+                "error reading .dockerignore: bufio.Scanner: token too long",
+            )
 
 
 class DocumentationExamplesTest(unittest.TestCase):
@@ -221,6 +226,7 @@ class PatternMatcherGoTest(unittest.TestCase):
     def test_clean_patterns(self) -> None:
         self.assertEqual(len(PatternMatcher(["docs", "config"])._patterns), 2)
         self.assertEqual(len(PatternMatcher(["docs", "config", ""])._patterns), 2)
+        self.assertEqual(len(PatternMatcher(["", " ", "docs"])._patterns), 1)
         for patterns in (
             ["docs", "!docs/README.md"],
             ["docs", "  !docs/README.md"],
@@ -662,6 +668,133 @@ class RecordedFromGoTest(unittest.TestCase):
         (["a*{2}"], "a", "EEE"),
         (["[^\\pN]", "/\\101\u00e9^\\x41", "{2}"], "./1\n", "TFF"),
         (["A/\\x{42}/\\Bb", "\\.\\z[\\PL\\d]\\d|}"], "A/x{42}/\\Bb", "TTF"),
+        # Recorded with v0.6.1 on Go 1.19 (its filepath.Match given Go 1.20's check of
+        # the whole pattern). Escapes: octal (one digit 1-7 is a backreference), \x41,
+        # \x{...}, \a\f\r\t\v; classes: POSIX names, Perl and Unicode classes, ranges
+        # merged and negated; {n,m} and its limits; word boundaries at both ends; a '**'
+        # group skipped; the BOM suffix.
+        (["[X]"], "X", "TTT"),
+        (["[[]x"], "[x", "TTT"),
+        (["[\\]*]"], "*", "FFF"),
+        (["a\\*"], "a*", "TTT"),
+        (["a\\\x80*"], "a\x80", "EEE"),
+        (["a\\0*"], "a\x00", "TTT"),
+        (["a\\70*"], "a8", "TTT"),
+        (["a\\80*"], "a@", "EEE"),
+        (["a\\17*"], "a\x0f", "TTT"),
+        (["a\\18*"], "a\x018", "EEE"),
+        (["a\\0123*"], "a\n3", "TTT"),
+        (["a\\0123*"], "aS", "FFF"),
+        (["a\\0x*"], "a\x00x", "TTT"),
+        (["a\\07*"], "a\x07", "TTT"),
+        (["a\\08*"], "a\x008", "TTT"),
+        (["a\\x{41}*"], "aA", "TTT"),
+        (["a\\x{}*"], "a", "EEE"),
+        (["a\\x{4g}*"], "a", "EEE"),
+        (["a\\x{30}*"], "a0", "TTT"),
+        (["a\\x{10FFFF}*"], "a\U0010ffff", "TTT"),
+        (["a\\x{110000}*"], "a", "EEE"),
+        (["a\\x{4}*"], "a\x04", "TTT"),
+        (["a\\x{41}b*"], "aAb", "TTT"),
+        (["a\\x4g*"], "a", "EEE"),
+        (["a\\x0a*"], "a\n", "TTT"),
+        (["a\\x40*"], "a@", "TTT"),
+        (["a\\x"], "ax", "EEE"),
+        (["a\\x4X*"], "a", "EEE"),
+        (["a\\x4A*"], "aJ", "TTT"),
+        (["a\\x4a*"], "aJ", "TTT"),
+        (["a\\a*"], "a\x07", "TTT"),
+        (["a\\f*"], "a\x0c", "TTT"),
+        (["a\\r*"], "a\r", "TTT"),
+        (["a\\t*"], "a\t", "TTT"),
+        (["a\\v*"], "a\x0b", "TTT"),
+        (["a\\c*"], "ac", "EEE"),
+        (["}\\p{L}*"], "}x", "TTT"),
+        (["\\p{L}x}*"], "ax}", "TTT"),
+        (["*\\p{L"], "a", "EEE"),
+        (["\\p{Any}*"], "\x00", "TTT"),
+        (["[[:alpha:]"], "a", "EEE"),
+        (["[^a]"], "[", "TTT"),
+        (["[ab:]*"], "b", "TTT"),
+        ([":]*[[:alpha:]]"], ":]xa", "TTT"),
+        (["[[:alpha:]]x[[:digit:]]"], "ax1", "TTT"),
+        (["[[:]"], ":", "TTT"),
+        (["[[::]]"], ":", "EEE"),
+        (["[a[:digit:]]"], "a", "TTT"),
+        (["[a\\pN]"], "a", "TTT"),
+        (["[\\pL\\pN]"], "a", "TTT"),
+        (["[a\\d]"], "a", "TTT"),
+        (["[\\da]"], "a", "TTT"),
+        (["[[:alpha:]a-]"], "-", "TTT"),
+        (["[[:alpha:]a-"], "a", "EEE"),
+        (["[[:alpha:] -"], "a", "EEE"),
+        (["[a-a]x"], "ax", "TTT"),
+        (["x{9}*"], "xxxxxxxxx", "TTT"),
+        (["x{1A}*"], "x{1A}", "TTT"),
+        (["ax{0,0}*"], "a", "TTT"),
+        (["x{1,100000000}*"], "x", "EEE"),
+        (["x{2,}*"], "xxx", "TTT"),
+        (["x{2,}*"], "x", "FFF"),
+        (["x{600,}\\Q\\E{2}*"], "x", "EEE"),
+        (["x{0,600}\\Q\\E{2}*"], "x", "EEE"),
+        (["x{600}\\Q\\E{1}\\Q\\E{2}*"], "x", "EEE"),
+        (["x{0,}\\Q\\E{2}*"], "xx", "TTT"),
+        (["\\Qa.b"], "a\\.b", "FFF"),
+        (["x{2,0}*"], "x", "EEE"),
+        (["a|{2}b*"], "b", "EEE"),
+        (["x{600}\\Q\\E{2,}*"], "x", "EEE"),
+        (["x{600}\\Q\\E{1,2}*"], "x", "EEE"),
+        (["[axx-y]"], "y", "TTT"),
+        (["[a-cb]"], "c", "TTT"),
+        (["[a-bx-yz]"], "z", "TTT"),
+        (["[a-bx-yz]"], "c", "FFF"),
+        (["[a-zb-c]"], "x", "TTT"),
+        (["[ax-zy]"], "z", "TTT"),
+        (["[a-bc]"], "c", "TTT"),
+        (["[a-bc]"], "d", "FFF"),
+        (["[a\\p{Lu}]"], "a", "TTT"),
+        (["x[ab]"], "xb", "TTT"),
+        (["x[^a]"], "x\x00", "TTT"),
+        (["x[^\\x00-\\x{10FFFE}]"], "x\U0010ffff", "TTT"),
+        (["*\\Q\\E*"], "ab", "TTT"),
+        (["\\b*"], "a", "TTT"),
+        (["\\b*"], "-", "FFF"),
+        (["*\\b"], "a-", "FFF"),
+        (["*\\b"], "a", "TTT"),
+        (["ax{0}b*"], "ab", "TTT"),
+        (["ax{0}b*"], "axb", "FFF"),
+        (["ax{0,}b*"], "ab", "TTT"),
+        (["ax{0,}b*"], "axxb", "TTT"),
+        (["ax{1,}b*"], "ab", "FFF"),
+        (["ax{1,}b*"], "axb", "TTT"),
+        (["ax{2,}b*"], "axb", "FFF"),
+        (["ax{2,}b*"], "axxb", "TTT"),
+        (["ax{3,}b*"], "axxb", "FFF"),
+        (["ax{3,}b*"], "axxxb", "TTT"),
+        (["ax{1,3}b*"], "ab", "FFF"),
+        (["ax{1,3}b*"], "axb", "TTT"),
+        (["ax{1,3}b*"], "axxxb", "TTT"),
+        (["ax{1,3}b*"], "axxxxb", "FFF"),
+        (["a|b|*c"], "b", "TTT"),
+        (["a|b|*c"], "xbx", "TTT"),
+        (["a/**/b"], "a/x", "FFF"),
+        (["\ufeff**"], "a*", "FFF"),
+        (["\ufeff**"], "a**", "FFF"),
+        (["\ufeff**"], "**", "FFF"),
+        (["\ufeff**\udcff"], "a\udcbf**\udcff", "TTT"),
+        (["\\D*"], "a", "TTT"),
+        (["\\D*"], "1", "FFF"),
+        (["\\S*"], "a", "TTT"),
+        (["\\W*"], "-", "TTT"),
+        (["\\W*"], "a", "FFF"),
+        (["[e-gj-li-ml]"], "m", "TTT"),  # i-m overlaps the range before it, not the first
+        (["[e-gj-li-ml]"], "h", "FFF"),
+        (["*\\Q\\E{0,}"], "ab", "TTT"),  # (x*)*: a loop that consumes nothing
+        (["*\\Q\\E{0,}x"], "abx", "TTT"),
+        (["a|x" + "{1}\\Q\\E" * 998 + "|b"], "x", "TTT"),  # a branch of one item nests no deeper
+        (["a|x" + "{1}\\Q\\E" * 999 + "|b"], "x", "EEE"),
+        (["\\p{Foo}*"], "x", "EEE"),
+        (["x{1001}*"], "x", "EEE"),
     )
 
     def test_recorded(self) -> None:
@@ -690,7 +823,10 @@ class RecordedFromGoTest(unittest.TestCase):
                 self.assertEqual(got, want)
 
     def test_rejected_by_new(self) -> None:
-        for pattern in ("a\\", "[]a]", "[a-\udcff]", "[\udcff]", "a[", "[^", "\\[:alpha:]["):
+        for pattern in (
+            *("a\\", "[]a]", "[a-\udcff]", "[\udcff]", "a[", "[^", "\\[:alpha:][", "[^]", "[^-a]"),
+            *("[a]\\", "\\a[", "*[", "[\\"),
+        ):
             with self.subTest(pattern=pattern), self.assertRaises(DockerignoreError):
                 PatternMatcher([pattern])
 
@@ -730,6 +866,141 @@ class RecordedFromGoTest(unittest.TestCase):
         matcher = PatternMatcher(["!x[z-a]", "a"])
         self.assertEqual(matcher.matches("a", None), (True, (False, True)))
 
+    # RE2's error codes (recorded from Go), each after the pattern.
+    REASONS = (
+        ("a\\\x80*", "invalid escape sequence"),  # only ASCII punctuation escapes itself
+        ("a\\80*", "invalid escape sequence"),
+        ("a\\18*", "invalid escape sequence"),
+        ("a\\x{}*", "invalid escape sequence"),
+        ("a\\x{4g}*", "invalid escape sequence"),
+        ("a\\x{110000}*", "invalid escape sequence"),
+        ("a\\x4g*", "invalid escape sequence"),
+        ("a\\x", "invalid escape sequence"),  # "\x$"
+        ("a\\c*", "invalid escape sequence"),
+        ("*\\p{L", "invalid character class range"),
+        ("\\p{Foo}*", "invalid character class range"),
+        ("[[:foo:]]", "invalid character class range"),
+        ("[[::]]", "invalid character class range"),
+        ("[[:alpha:]a-", "invalid character class range"),  # the range a-$
+        ("[[:alpha:]", "missing closing ]"),
+        ("[[:alpha:] -", "missing closing ]"),
+        ("x{1001}*", "invalid repeat count"),
+        ("x{1,100000000}*", "invalid repeat count"),
+        ("x{2,0}*", "invalid repeat count"),
+        ("x{600,}\\Q\\E{2}*", "invalid repeat count"),
+        ("x{600}\\Q\\E{1,2}*", "invalid repeat count"),
+        ("a|{2}b*", "missing argument to repetition operator"),
+    )
+
+    def test_error_reasons(self) -> None:
+        for pattern, reason in self.REASONS:
+            with self.subTest(pattern=pattern):
+                with self.assertRaises(DockerignoreError) as raised:
+                    PatternMatcher([pattern]).matches("x", None)
+                self.assertEqual(
+                    str(raised.exception), f"syntax error in pattern: {pattern!r} ({reason})"
+                )
+
+    def test_size_limit_counts_every_operator(self) -> None:
+        # Go's calcSize on x*, (x)? (a capture in a quest), x{0,}, x{2,} (of
+        # x and of x*), x{0}, x{2} (of x*), x{1,3} and an alternation: at
+        # exactly 3 355 443 instructions Go accepts this, one more it refuses
+        # (recorded; Go 1.19 names the error "regexp/syntax: internal error").
+        blocks = (
+            "*\\Q\\E{1000}**/\\Q\\E{1000}?{0,}\\Q\\E{1000}?{2,}\\Q\\E{500}*\\Q\\E{2,}\\Q\\E{500}"
+            "?{0}\\Q\\E{1000}*\\Q\\E{2}\\Q\\E{500}?{1,3}\\Q\\E{300}"
+        )
+        largest = blocks * 71 + "|" + blocks * 71 + "?{1000}" * 18 + "?" * 440
+        self.assertIsNone(PatternMatcher([largest])._patterns[0].error)
+        error = PatternMatcher([largest + "?"])._patterns[0].error
+        assert error is not None
+        self.assertTrue(error.endswith("' (expression too large)"))
+
+
+class InternalsTest(unittest.TestCase):
+    """What matching relies on without showing it in a result: filepath.Clean,
+    the literal text that rules paths out before a regexp runs, programs
+    shared and built once, the DFA's cache accounting."""
+
+    def test_clean(self) -> None:
+        for path, clean in (
+            ("a/../b", "b"),
+            ("a/b/..", "a"),
+            ("../a", "../a"),
+            ("../..", "../.."),
+            ("a/../..", ".."),
+            ("/..", "/"),
+            ("//a", "/a"),
+            ("/a/../b", "/b"),
+            ("", "."),
+            ("a/./b/", "a/b"),
+            ("a", "a"),
+        ):
+            with self.subTest(path=path):
+                self.assertEqual(dockerignore._clean(path), clean)
+
+    def test_surrogates_are_invalid_bytes(self) -> None:
+        # surrogateescape makes U+DC80..U+DCFF; any lone surrogate counts.
+        for char, want in (
+            ("\ud7ff", False),
+            ("\ud800", True),
+            ("\udfff", True),
+            ("\ue000", False),
+        ):
+            with self.subTest(char=char):
+                self.assertEqual(dockerignore._is_surrogate(char), want)
+
+    # pattern: (match type, prefix, suffix, infix) that every match needs
+    REQUIRED = (
+        ("abc", (1, "abc", "abc", "")),
+        ("abc/**", (2, "abc/", "", "")),
+        ("**/foo", (3, "", "foo", "")),
+        ("\ufeff**x", (3, "", "", "")),  # Go slices bytes: not indexed
+        ("*foo*", (4, "", "", "foo")),
+        ("*ab*c*", (4, "", "", "ab")),
+        ("a*b", (4, "a", "b", "")),
+        ("*yy*zzz*w", (4, "", "w", "")),
+        ("ab\\[*cd", (4, "ab[", "cd", "ab[")),
+        ("[a]bc*", (4, "abc", "", "abc")),  # a class of one rune is a literal
+        ("[ab]x*", (4, "", "", "x")),
+        ("a|b*", (4, "", "", "")),
+        ("\\Qa*", (4, "a[^/]*$", "", "a[^/]*$")),
+    )
+
+    def test_required_text(self) -> None:
+        for pattern, want in self.REQUIRED:
+            with self.subTest(pattern=pattern):
+                p = PatternMatcher([pattern])._patterns[0]
+                self.assertEqual((p.kind, p.prefix, p.suffix, p.infix), want)
+
+    def test_programs_built_when_needed_and_shared(self) -> None:
+        matcher = PatternMatcher(["ab*cd", "!ab*cd"])
+        for path in ("xcd", "abd", "zz", "abxd"):
+            self.assertEqual(matcher.matches(path, None), (False, (False, False)))
+        self.assertEqual([p.program for p in matcher._patterns], [None, None])
+        self.assertEqual(matcher.matches("abxcd", None), (False, (True, True)))
+        first, second = matcher._patterns
+        self.assertIsNotNone(first.program)
+        self.assertIs(first.program, second.program)
+
+    def test_dfa_cache_accounting(self) -> None:
+        # A state costs 1 and its threads, a closure its threads, a
+        # transition 1; what was built is not built again.
+        for pattern, steps in (
+            ("*a*b", (("xaxb", True, 3, 21), ("xa-b", True, 3, 22), ("xaxb", True, 3, 22))),
+            ("a\\b*", (("a-b", True, 3, 12), ("ab", False, 4, 14), ("a-b", True, 4, 14))),
+        ):
+            matcher = PatternMatcher([pattern])
+            for path, excluded, states, spent in steps:
+                with self.subTest(pattern=pattern, path=path):
+                    self.assertEqual(matcher.matches(path, None)[0], excluded)
+                    program = matcher._patterns[0].program
+                    assert program is not None
+                    self.assertEqual(
+                        (len(program._states), dockerignore._DFA_BUDGET - program._budget),
+                        (states, spent),
+                    )
+
 
 class WalkTest(unittest.TestCase):
     def test_match_info(self) -> None:
@@ -738,9 +1009,23 @@ class WalkTest(unittest.TestCase):
         self.assertEqual((skip, info), (True, (True, False, False)))
         self.assertEqual(matcher.matches("docs/keep.md", info), (False, (True, True, False)))
         self.assertEqual(matcher.matches("docs/x.md", info), (True, (True, False, False)))
-        with self.assertRaisesRegex(ValueError, "wrong number"):
+        with self.assertRaisesRegex(ValueError, "^wrong number of values in parentMatched$"):
             matcher.matches("docs/x", (True,))
         self.assertEqual(matcher.matches("a.tmp", ()), (True, (False, False, True)))
+
+    def test_every_parent_match_counts(self) -> None:
+        # Patterns the parent matched are applied in order with the child's
+        # candidates: one matched before an inclusion skips it.
+        T, F = True, False
+        for patterns, parent, child in (
+            (["d", "d/k", "!d", "d"], (T, F, T, T), (T, F, T, T)),
+            (["d", "!d", "d/k", "d"], (T, T, F, T), (T, T, T, T)),
+        ):
+            with self.subTest(patterns=patterns):
+                matcher = PatternMatcher(patterns)
+                self.assertEqual(matcher.matches("d", None), (True, parent))
+                self.assertEqual(matcher.matches("d/k", parent), (True, child))
+                self.assertEqual(matches_in_order(matcher, "d/k", parent), (True, child))
 
     def test_must_descend(self) -> None:
         matcher = PatternMatcher(["a", "!a/b/c", "!x*/y", "!**/keep"])
