@@ -2504,10 +2504,11 @@ class BuildLock:
                 state = self._free(marker, watch, image_pushed)
             if state is not None:
                 return self._waited(state, watch)
-            if time.monotonic() - start > self._timeout:
+            elapsed = time.monotonic() - start
+            if elapsed > self._timeout:
                 _log.warning(
                     "Waited %.0f s (--build-lock-timeout) for the build of %s: building anyway.",
-                    time.monotonic() - start,
+                    elapsed,
                     watch.holder,
                 )
                 return self._waited(LockState.TIMED_OUT, watch)
