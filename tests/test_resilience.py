@@ -10,10 +10,13 @@ import sys
 import time
 import unittest
 from typing import Any
+from unittest import mock
 
 from get_docker_image import Outcome, classify_error
-from tests.helpers import SCRIPT, run_main
+from tests.helpers import REPO_DIR, SCRIPT, run_main
 from tests.test_cli import NO_CREDENTIALS, NO_SUCH_MANIFEST, TLS_TIMEOUT, CliTestCase
+
+GOLDEN_HELP = os.path.join(REPO_DIR, "tests", "golden_help.txt")
 
 SERVICE_UNAVAILABLE = "received unexpected HTTP status: 503 Service Unavailable"
 LOST_BLOB = "error pulling image configuration: download failed after attempts=1: unknown blob"
@@ -401,6 +404,17 @@ class UsageTest(CliTestCase):
         result = run_main(["--version"])
         self.assertEqual(result.status, 0)
         self.assertRegex(result.stdout, r"^get_docker_image\.py \d+\.\d+\.\d+\n$")
+
+    def test_help_is_the_golden_text(self) -> None:
+        # The whole --help, at a width of 100 columns, as Python 3.10 to 3.13
+        # print it. After a change of the help, rewrite it with
+        # COLUMNS=100 python3 get_docker_image.py --help > tests/golden_help.txt
+        with open(GOLDEN_HELP, encoding="utf-8") as file:
+            golden = file.read()
+        with mock.patch.dict(os.environ, {"COLUMNS": "100"}):
+            result = run_main(["--help"])
+        self.assertEqual((result.status, result.stderr), (0, ""))
+        self.assertEqual(result.stdout, golden)
 
     def test_help_examples_are_not_wrapped(self) -> None:
         result = run_main(["--help"])
