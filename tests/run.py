@@ -14,6 +14,7 @@ summary; exits 1 if any test failed.
 from __future__ import annotations
 
 import argparse
+import atexit
 import fnmatch
 import io
 import multiprocessing
@@ -44,7 +45,13 @@ def run_module(module: str) -> ModuleResult:
     os.chdir(REPO_DIR)
     suite = unittest.defaultTestLoader.loadTestsFromName(module)
     stream = io.StringIO()
-    result = unittest.TextTestRunner(stream=stream, buffer=True, verbosity=0).run(suite)
+    try:
+        result = unittest.TextTestRunner(stream=stream, buffer=True, verbosity=0).run(suite)
+    finally:
+        # A pool's worker ends with os._exit, which skips atexit: what the
+        # module registered there (stopping its registries, removing the
+        # images it built) runs now, as at the end of `python3 -m unittest`.
+        atexit._run_exitfuncs()
     failures = [(str(test), text) for test, text in [*result.errors, *result.failures]]
     skipped = len(result.skipped)
     return ModuleResult(module, result.testsRun, failures, skipped, time.monotonic() - start)
