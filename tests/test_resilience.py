@@ -10,8 +10,9 @@ import sys
 import time
 import unittest
 from typing import Any
+from unittest import mock
 
-from get_docker_image import Outcome, classify_error
+from get_docker_image import Docker, DockerError, Outcome, classify_error, parse_options
 from tests.helpers import SCRIPT, run_main
 from tests.test_cli import NO_CREDENTIALS, NO_SUCH_MANIFEST, TLS_TIMEOUT, CliTestCase
 
@@ -414,4 +415,124 @@ class UsageTest(CliTestCase):
             "argument --docker-build-args: expected one argument (a value starting with '-' "
             "is given with '=': --docker-build-args=--no-cache)",
             result.stderr,
+        )
+
+
+class DockerUnitTestCase(unittest.TestCase):
+    """The Docker class with its `run` scripted: each call takes the next
+    (status, stdout, stderr) and is recorded with its keyword arguments."""
+
+    def docker(self, *answers: tuple[int, str, str], retries: int = 2) -> Docker:
+        argv = ["--container-registry", "r.example", "--repository", "a", "--docker-path", "docker"]
+        argv += ["--retries", str(retries), "--retry-delay", "0", "--probe-timeout", "7"]
+        options = parse_options(argv)
+        docker = Docker(options)
+        queue = list(answers)
+        self.runs: list[tuple[tuple[str, ...], dict[str, Any]]] = []
+
+        def run(*args: str, **kwargs: Any) -> subprocess.CompletedProcess[str]:
+            self.runs.append((args, kwargs))
+            status, stdout, stderr = queue.pop(0)
+            return subprocess.CompletedProcess(args, status, stdout, stderr)
+
+        patcher = mock.patch.object(docker, "run", new=run)
+        patcher.start()
+        self.addCleanup(patcher.stop)
+        self.addCleanup(lambda: self.assertEqual(queue, [], "answers left"))
+        return docker
+
+
+class EngineQuestionsTest(DockerUnitTestCase):
+    def test_insecure_registries_from_docker_info(self) -> None:
+        def index(host: str, secure: object) -> str:
+            return json.dumps({"IndexConfigs": {host: {"Secure": secure}}})
+
+        def cidrs(networks: object) -> str:
+            return json.dumps({"InsecureRegistryCIDRs": networks})
+
+        table = [
+            # (what `docker info` printed, the host, whether it is insecure)
+            ("", "r.example:5000", False),
+            ("not json", "r.example:5000", False),
+            ("[]", "r.example:5000", False),
+            ("null", "r.example:5000", False),
+            (index("r.example:5000", False), "r.example:5000", True),
+            (index("r.example:5000", True), "r.example:5000", False),
+            (index("r.example:5000", None), "r.example:5000", False),
+            (index("other:5000", False), "r.example:5000", False),
+            (json.dumps({"IndexConfigs": []}), "r.example:5000", False),
+            (json.dumps({"IndexConfigs": {"r.example:5000": "x"}}), "r.example:5000", False),
+            (cidrs(["10.0.0.0/8"]), "10.1.2.3:5000", True),
+            (cidrs(["10.0.0.0/8"]), "10.1.2.3", True),
+            (cidrs(["10.0.0.0/8"]), "11.1.2.3:5000", False),
+            (cidrs(["10.1.2.3/8"]), "10.9.9.9:5000", True),  # host bits set: still a network
+            (cidrs(["bogus", 7, "10.0.0.0/8"]), "10.1.2.3:5000", True),
+            (cidrs(["fd00::/8"]), "[fd00::1]:5000", True),
+            (cidrs("0"), "0.0.0.0:5000", False),  # not a list
+            (cidrs(["0.0.0.0/0"]), "r.example:5000", False),  # not an address
+            (cidrs(None), "10.1.2.3:5000", False),
+            (
+                json.dumps(
+                    {
+                        "IndexConfigs": {"10.1.2.3:5000": {"Secure": True}},
+                        "InsecureRegistryCIDRs": ["10.0.0.0/8"],
+                    }
+                ),
+                "10.1.2.3:5000",
+                True,
+            ),
+        ]
+        docker = self.docker(*[(0, stdout, "") for stdout, _, _ in table])
+        found = [(stdout, host, docker.is_insecure_registry(host)) for stdout, host, _ in table]
+        self.assertEqual(found, table)
+        question = (
+            ("info", "--format", "{{json .RegistryConfig}}"),
+            {"capture": True, "quiet": False, "timeout": 7.0},
+        )
+        self.assertEqual(self.runs, [question] * len(table))
+
+    def test_the_engine_platform_or_why_not(self) -> None:
+        long_answer = "x" * 100
+        table = [
+            ((0, "linux/arm64\n", ""), "linux/arm64"),
+            ((1, "", ""), "cannot ask the docker engine for its platform: it answered ''"),
+            (
+                (1, "", "Cannot connect to the Docker daemon\nIs it running?"),
+                "cannot ask the docker engine for its platform: "
+                "Cannot connect to the Docker daemon; Is it running?",
+            ),
+            (
+                (0, long_answer, ""),
+                f"cannot ask the docker engine for its platform: it answered {'x' * 80!r}",
+            ),
+        ]
+        docker = self.docker(*[answer for answer, _ in table])
+        for _, expected in table:
+            try:
+                found = str(docker.engine_platform())
+            except DockerError as error:
+                found = str(error)
+            self.assertEqual(found, expected)
+        self.assertEqual(
+            self.runs,
+            [
+                (
+                    ("version", "--format", "{{.Server.Os}}/{{.Server.Arch}}"),
+                    {"capture": True, "quiet": False, "timeout": 7.0},
+                )
+            ]
+            * len(table),
+        )
+
+    def test_whether_the_engine_has_an_image_discards_docker_output(self) -> None:
+        docker = self.docker((0, "", ""), (1, "", ""))
+        self.assertEqual(
+            [docker.local_image_exists("a:1"), docker.local_image_exists("a:2")], [True, False]
+        )
+        self.assertEqual(
+            self.runs,
+            [
+                (("image", "inspect", name), {"capture": False, "quiet": True, "timeout": 7.0})
+                for name in ("a:1", "a:2")
+            ],
         )
