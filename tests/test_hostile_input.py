@@ -3,15 +3,16 @@ bounded in time (what would hang fails within seconds instead)."""
 
 from __future__ import annotations
 
+import errno
 import os
 import subprocess
 import sys
 import time
 from unittest import mock
 
-from get_docker_image import MAX_RETRY_WAIT_SECONDS, Retries
-from tests.fixtures import FAKE_DOCKER
-from tests.helpers import SCRIPT, Result
+from get_docker_image import MAX_RETRY_WAIT_SECONDS, InputError, Retries, read_regular_file
+from tests.fixtures import FAKE_DOCKER, Dir, File, build_tree
+from tests.helpers import SCRIPT, Result, ScratchDirTestCase
 from tests.test_resilience import ResilienceTestCase
 
 # A classic builder's last line quotes the failing RUN command: its words
@@ -79,6 +80,13 @@ class OptionValuesTest(ResilienceTestCase):
                     waits, [2 * jitter, 4 * jitter, 8 * jitter, 512 * jitter, 600 * jitter]
                 )
                 uniform.assert_called_with(0.5, 1.5)
+
+    def test_the_doubling_stops_at_the_64th_retry(self) -> None:
+        """A delay so small that 2**64 of it is still short: the waits stop
+        growing there (the exponent's bound, against overflow)."""
+        with mock.patch("random.uniform", return_value=1.0):
+            waits = [Retries(100, 1e-20).wait(number) for number in (63, 64, 65, 99)]
+        self.assertEqual(waits, [1e-20 * 2.0**63] + [1e-20 * 2.0**64] * 3)
 
 
 class NamesTest(ResilienceTestCase):
@@ -290,3 +298,48 @@ class StdoutTest(ResilienceTestCase):
                 )
                 self.assertEqual((completed.returncode, completed.stderr), (0, ""))
                 self.assertTrue(completed.stdout)
+
+
+class ReadRegularFileTest(ScratchDirTestCase):
+    """read_regular_file, directly: what it returns or the one line it refuses with."""
+
+    def read(self, path: str, limit: int = 4, *, optional: bool = False) -> bytes | str:
+        try:
+            return read_regular_file(path, limit, "the thing", optional=optional)
+        except InputError as error:
+            return str(error)
+
+    def test_contents_bounds_and_refusals(self) -> None:
+        build_tree(
+            self.root,
+            [
+                File("four", b"abcd"),
+                File("five", b"abcde"),
+                File("empty", b""),
+                Dir("dir"),
+            ],
+        )
+        table: list[tuple[str, int, bool, bytes | str]] = [
+            # (path, limit, optional, what it reads)
+            ("four", 4, False, b"abcd"),
+            ("empty", 4, False, b""),
+            ("five", 4, False, "the thing 'five' is larger than 4 bytes, the most this tool reads"),
+            ("five", 5, False, b"abcde"),
+            ("missing", 4, False, "the thing not found: 'missing'"),
+            ("missing", 4, True, b""),
+            ("four/x", 4, False, "cannot read the thing 'four/x': Not a directory"),
+            ("dir", 4, False, "the thing is not a regular file: 'dir'"),
+        ]
+        for chunk_size in (1024, 2):  # one read, or several
+            with mock.patch("get_docker_image.READ_CHUNK_SIZE", chunk_size):
+                found = [
+                    (path, limit, optional, self.read(path, limit, optional=optional))
+                    for path, limit, optional, _ in table
+                ]
+            self.assertEqual(found, table, chunk_size)
+
+    def test_a_read_error_is_one_line(self) -> None:
+        build_tree(self.root, [File("four", b"abcd")])
+        error = OSError(errno.EIO, "Input/output error")
+        with mock.patch("get_docker_image.os.read", side_effect=error):
+            self.assertEqual(self.read("four"), "cannot read the thing 'four': Input/output error")
