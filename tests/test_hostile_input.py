@@ -3,13 +3,16 @@ bounded in time (what would hang fails within seconds instead)."""
 
 from __future__ import annotations
 
+import contextlib
 import errno
+import io
 import os
 import subprocess
 import sys
 import time
 from unittest import mock
 
+import get_docker_image
 from get_docker_image import MAX_RETRY_WAIT_SECONDS, InputError, Retries, read_regular_file
 from tests.fixtures import FAKE_DOCKER, Dir, File, build_tree
 from tests.helpers import SCRIPT, Result, ScratchDirTestCase
@@ -343,3 +346,77 @@ class ReadRegularFileTest(ScratchDirTestCase):
         error = OSError(errno.EIO, "Input/output error")
         with mock.patch("get_docker_image.os.read", side_effect=error):
             self.assertEqual(self.read("four"), "cannot read the thing 'four': Input/output error")
+
+
+class _Stdout:
+    """A stdout whose write or flush fails as a full disk does, on a file
+    descriptor of its own (which the tool points at /dev/null after)."""
+
+    def __init__(self, fd: int, *, fail_write: bool = False, fail_flush: bool = False) -> None:
+        self.fd, self.fail_write, self.fail_flush = fd, fail_write, fail_flush
+        self.text = ""
+
+    def write(self, text: str) -> int:
+        if self.fail_write:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        self.text += text
+        return len(text)
+
+    def flush(self) -> None:
+        if self.fail_flush:
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    def fileno(self) -> int:
+        return self.fd
+
+
+class _WriteOnlyStdout:
+    """A stdout with nothing but write (no flush)."""
+
+    def __init__(self) -> None:
+        self.text = ""
+
+    def write(self, text: str) -> int:
+        self.text += text
+        return len(text)
+
+
+class StdoutInProcessTest(ScratchDirTestCase):
+    """What the tool prints, to a stdout that is closed, full, or minimal:
+    the exit status, the log, and where stdout's descriptor points after."""
+
+    def run_with_stdout(self, stdout: object, *argv: str) -> tuple[int, list[str]]:
+        stderr = io.StringIO()
+        with mock.patch.object(sys, "stdout", stdout), contextlib.redirect_stderr(stderr):
+            try:
+                status = get_docker_image.main(list(argv))
+            except SystemExit as exit_:
+                status = exit_.code if isinstance(exit_.code, int) else 1
+        return status, Result(status, "", stderr.getvalue()).log_messages()
+
+    def scratch_fd(self) -> int:
+        """A descriptor of a fresh file: where "stdout" writes."""
+        fd = os.open(os.path.join(self.root, "stdout"), os.O_WRONLY | os.O_CREAT, 0o600)
+        self.addCleanup(os.close, fd)
+        return fd
+
+    def test_a_closed_full_or_flushless_stdout(self) -> None:
+        build_tree(self.root, [File("Dockerfile", b"FROM scratch\n")])
+        closed = ["get_docker_image [ERROR] - cannot write to stdout: it is closed"]
+        full = ["get_docker_image [ERROR] - cannot write to stdout: No space left on device"]
+        name = ("--repository", "a", "--print-image-name")
+        for argv in (("--version",), ("--help",), name):
+            with self.subTest(argv=argv):
+                self.assertEqual(self.run_with_stdout(None, *argv), (1, closed))
+                for failing in ("write", "flush"):
+                    fd = self.scratch_fd()
+                    stdout = _Stdout(
+                        fd, fail_write=failing == "write", fail_flush=failing == "flush"
+                    )
+                    self.assertEqual(self.run_with_stdout(stdout, *argv), (1, full), failing)
+                    # The interpreter's own flush at exit finds /dev/null.
+                    self.assertTrue(os.path.samestat(os.fstat(fd), os.stat(os.devnull)))
+                if argv != name:  # argparse's streams need no flush; the tool's do
+                    minimal = _WriteOnlyStdout()
+                    self.assertEqual(self.run_with_stdout(minimal, *argv), (0, []))
+                    self.assertTrue(minimal.text.endswith("\n"), minimal.text)
