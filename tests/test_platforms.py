@@ -67,6 +67,9 @@ class BuildArgsTest(ScratchDirTestCase):
     def test_build_arg_without_a_value_at_the_end(self) -> None:
         self.assertEqual(build_arg_values(["--build-arg"], {}), {})
         self.assertEqual(build_arg_values(["--build-arg", "=x"], {}), {})
+        self.assertEqual(
+            build_arg_values(["--build-arg", "=x", "--build-arg", "A=1"], {}), {"A": "1"}
+        )
 
     def test_requested_platforms(self) -> None:
         self.assertIsNone(requested_platforms([], {}))
@@ -81,6 +84,13 @@ class BuildArgsTest(ScratchDirTestCase):
     def test_build_target(self) -> None:
         self.assertIsNone(build_target(["--build-arg", "A=1"]))
         self.assertEqual(build_target(["--target", "one", "--target=two"]), "two")
+        table = [
+            (["--target", "one"], "one"),
+            (["--target", "one", "--target="], None),  # the last, empty: none
+            (["--target=", "--target", "two"], "two"),
+            (["--target", "one", "--target=", "--target", "three"], "three"),
+        ]
+        self.assertEqual([(argv, build_target(argv)) for argv, _ in table], table)
 
 
 class PlatformTest(ScratchDirTestCase):
