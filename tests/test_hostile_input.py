@@ -341,6 +341,12 @@ class ReadRegularFileTest(ScratchDirTestCase):
                 ]
             self.assertEqual(found, table, chunk_size)
 
+    def test_an_undecodable_path_is_shown_escaped(self) -> None:
+        self.assertEqual(read_regular_file(b"caf\xe9", 4, "the thing", optional=True), b"")
+        with self.assertRaises(InputError) as raised:
+            read_regular_file(b"caf\xe9", 4, "the thing")
+        self.assertEqual(str(raised.exception), "the thing not found: 'caf\\\\xe9'")
+
     def test_a_read_error_is_one_line(self) -> None:
         build_tree(self.root, [File("four", b"abcd")])
         error = OSError(errno.EIO, "Input/output error")

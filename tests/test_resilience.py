@@ -25,6 +25,7 @@ from get_docker_image import (
     push_layer_cache,
     push_unless_pushed,
 )
+from tests.fixtures import FAKE_DOCKER
 from tests.helpers import SCRIPT, run_main
 from tests.test_cli import NO_CREDENTIALS, NO_SUCH_MANIFEST, TLS_TIMEOUT, CliTestCase
 
@@ -215,8 +216,66 @@ class LostBlobTest(ResilienceTestCase):
         self.assertEqual(
             self.docker_argvs(), [self.probe, self.pull, self.build, self.push, self.tag_argv]
         )
-        self.assertTrue(
-            any("The registry's copy is broken" in line for line in result.log_messages())
+        self.assertEqual(
+            self.tool_messages(result)[2:],
+            [
+                self.broken_copy(),
+                f"get_docker_image [INFO] - Built and pushed {self.image} in N s.",
+            ],
+        )
+
+    def test_a_broken_copy_with_no_push_is_built_and_kept(self) -> None:
+        self.set_env(FAKE_DOCKER_HAS_IMAGE="1")
+        self.script(pull=[{"status": 1, "stderr": LOST_BLOB}])
+        result = self.run_tool("--no-push")
+        self.assertEqual(result.status, 0, result.stderr)
+        self.assertEqual(self.docker_argvs(), [self.probe, self.pull, self.build, self.tag_argv])
+        self.assertEqual(
+            self.tool_messages(result)[2:],
+            [
+                self.broken_copy(),
+                "get_docker_image [INFO] - Not pushing the image (--no-push).",
+                f"get_docker_image [INFO] - Built {self.image} in N s (not pushed: --no-push).",
+            ],
+        )
+
+    def test_a_broken_copy_whose_push_is_refused_fails_in_one_line(self) -> None:
+        self.set_env(FAKE_DOCKER_HAS_IMAGE="1")
+        self.script(
+            pull=[{"status": 1, "stderr": LOST_BLOB}], push=[{"status": 1, "stderr": DENIED}]
+        )
+        result = self.run_tool()
+        self.assertEqual(result.status, 1)
+        self.assertEqual(self.docker_argvs(), [self.probe, self.pull, self.build, self.push])
+        self.assertEqual(
+            self.tool_messages(result)[2:],
+            [
+                self.broken_copy(),
+                f"get_docker_image [ERROR] - docker push failed with exit status 1: {DENIED} "
+                f"(command: {FAKE_DOCKER} push {self.image})",
+            ],
+        )
+
+    def test_a_tag_pushed_meanwhile_whose_pull_is_refused_fails_in_one_line(self) -> None:
+        self.script(build=[{"publish": self.image}], pull=[{"status": 1, "stderr": DENIED}])
+        result = self.run_tool()
+        self.assertEqual(result.status, 1)
+        self.assertEqual(self.docker_argvs(), [self.probe, self.build, self.probe, self.pull])
+        self.assertEqual(
+            self.tool_messages(result)[-1],
+            f"get_docker_image [ERROR] - docker pull failed with exit status 1: {DENIED} "
+            f"(command: {FAKE_DOCKER} pull {self.image})",
+        )
+
+    def tool_messages(self, result: Any) -> list[str]:
+        """The tool's own log lines (not util.run's about each command)."""
+        return [line for line in result.log_messages() if line.startswith("get_docker_image [")]
+
+    def broken_copy(self) -> str:
+        return (
+            "get_docker_image [WARNING] - The registry's copy is broken (docker pull failed "
+            f"with exit status 1: {LOST_BLOB} (command: {FAKE_DOCKER} pull {self.image})); "
+            "building it again."
         )
 
 
