@@ -300,6 +300,7 @@ class LocalModeTest(CliTestCase):
         self.assertIn(
             "get_docker_image [INFO] - Image found locally, reusing it.", result.log_messages()
         )
+        self.assertEqual(result.child_output, "")  # not the JSON `docker image inspect` printed
 
     def test_failed_local_build_is_not_tagged(self) -> None:
         self.set_env(FAKE_DOCKER_FAIL="build")
