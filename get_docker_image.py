@@ -219,8 +219,11 @@ class _ArgumentParser(argparse.ArgumentParser):
     a failed write)."""
 
     def _print_message(self, message: str, file: SupportsWrite[str] | None = None) -> None:
+        # argparse passes the stream it means (sys.stdout for --help and
+        # --version): None is that stream closed since the start, never
+        # "stderr instead" (where argparse's own would put the help).
         if message:
-            stream = file or sys.stderr
+            stream = file
             if stream is None:  # started with it closed
                 raise OSError(errno.EBADF, "it is closed")
             stream.write(message)

@@ -5,8 +5,12 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Sequence
+from typing import cast
+from unittest import mock
 
-from tests.helpers import Result
+from get_docker_image import Docker, ImageCache, Outcome, StepFailed
+from tests.helpers import Result, ScratchDirTestCase
 from tests.test_cli import CONNECTION_REFUSED, DENIED, NO_SUCH_MANIFEST
 from tests.test_resilience import ResilienceTestCase
 
@@ -349,3 +353,204 @@ class ClosingLineTest(ResilienceTestCase):
             f"get_docker_image [INFO] - Reused team/app:{self.tag}, which the engine had, in N s.",
         )
         self.set_env(FAKE_DOCKER_HAS_IMAGE=None, FAKE_DOCKER_PROBE_STDERR=NO_SUCH_MANIFEST)
+
+
+class _StubDocker:
+    """The two steps ImageCache asks of docker, recorded; `fail` makes
+    `docker.step` fail, `loaded` is what `image inspect` answers."""
+
+    def __init__(self, fail: bool = False, loaded: bool = True) -> None:
+        self.calls: list[tuple[tuple[str, ...], str | None]] = []
+        self.fail, self.loaded = fail, loaded
+
+    def step(self, *args: str, title: str | None = None) -> None:
+        self.calls.append((args, title))
+        if self.fail:
+            raise StepFailed(f"docker {args[0]} failed", Outcome.UNKNOWN)
+        if args[0] == "save":
+            with open(args[2], "w", encoding="utf-8") as file:
+                file.write("x" * 2500)
+
+    def local_image_exists(self, image: str) -> bool:
+        self.calls.append((("image", "inspect", image), None))
+        return self.loaded
+
+
+class ImageCacheUnitTest(ScratchDirTestCase):
+    """ImageCache's own steps and exact log lines, with a stub docker and a
+    clock that moves as the test says."""
+
+    IMAGE = "localhost:5000/team/app:image_content_digest_abc"
+    NAME = "team+app@image_content_digest_abc.tar"
+
+    def setUp(self) -> None:
+        super().setUp()
+        self.cache_dir = os.path.join(self.root, "cache")
+        os.mkdir(self.cache_dir)
+        self.archive = os.path.join(self.cache_dir, self.NAME)
+
+    def cache(self, directory: str | None = None) -> ImageCache:
+        return ImageCache(directory or self.cache_dir, "team/app", self.IMAGE)
+
+    def run_step(
+        self, step: Callable[[Docker], object], docker: _StubDocker, clock: Sequence[float] = ()
+    ) -> tuple[object, list[str]]:
+        """`step`'s result and every log line it wrote (at least one)."""
+        with (
+            mock.patch("get_docker_image.time.monotonic", side_effect=list(clock)),
+            self.assertLogs("get_docker_image", "INFO") as logs,
+        ):
+            result = step(cast(Docker, docker))
+        return result, logs.output
+
+    def write_archive(self, content: str) -> None:
+        with open(self.archive, "w", encoding="utf-8") as file:
+            file.write(content)
+
+    def test_the_archive_is_named_after_the_repository_and_the_tag_alone(self) -> None:
+        cache = self.cache()
+        self.assertEqual((cache.name, cache.path), (self.NAME, self.archive))
+
+    def test_a_load_logs_its_size_time_and_speed(self) -> None:
+        self.write_archive("x" * 2500)
+        docker = _StubDocker()
+        loaded, logs = self.run_step(lambda d: self.cache().load(d, self.IMAGE), docker, [10, 12])
+        self.assertIs(loaded, True)
+        self.assertEqual(
+            docker.calls,
+            [
+                (("load", "--input", self.archive), f"docker load {self.NAME}"),
+                (("image", "inspect", self.IMAGE), None),
+            ],
+        )
+        self.assertEqual(
+            logs,
+            [
+                f"INFO:get_docker_image:Loading the image from {self.archive!r} (2.5 kB)...",
+                "INFO:get_docker_image:Loaded 2.5 kB in 2.0 s (1.2 kB/s).",
+            ],
+        )
+
+    def test_a_load_that_took_no_time_has_a_bounded_speed(self) -> None:
+        self.write_archive("x" * 2)
+        _, logs = self.run_step(lambda d: self.cache().load(d, self.IMAGE), _StubDocker(), [5, 5])
+        self.assertEqual(logs[-1], "INFO:get_docker_image:Loaded 2 bytes in 0.0 s (2.0 kB/s).")
+
+    def test_no_archive_is_said_and_nothing_loaded(self) -> None:
+        docker = _StubDocker()
+        loaded, logs = self.run_step(lambda d: self.cache().load(d, self.IMAGE), docker)
+        self.assertIs(loaded, False)
+        self.assertEqual(docker.calls, [])
+        self.assertEqual(
+            logs, [f"INFO:get_docker_image:The image cache {self.cache_dir!r} has no {self.NAME}."]
+        )
+
+    def test_an_unreadable_cache_is_a_warning(self) -> None:
+        not_a_dir = os.path.join(self.root, "file")
+        with open(not_a_dir, "w", encoding="utf-8"):
+            pass
+        docker = _StubDocker()
+        cache = self.cache(not_a_dir)
+        loaded, logs = self.run_step(lambda d: cache.load(d, self.IMAGE), docker)
+        self.assertIs(loaded, False)
+        self.assertEqual(docker.calls, [])
+        path = os.path.join(not_a_dir, self.NAME)
+        self.assertEqual(
+            logs,
+            [
+                "WARNING:get_docker_image:Cannot use the image cache: "
+                f"cannot read file {path!r}: Not a directory"
+            ],
+        )
+
+    def test_a_failed_or_wrong_load_is_a_warning_and_the_archive_removed(self) -> None:
+        cases = {
+            "docker load failed": _StubDocker(fail=True),
+            f"it does not hold {self.IMAGE}": _StubDocker(loaded=False),
+        }
+        for why, docker in cases.items():
+            with self.subTest(why):
+                self.write_archive("x")
+                loaded, logs = self.run_step(
+                    lambda d: self.cache().load(d, self.IMAGE), docker, [1]
+                )
+                self.assertIs(loaded, False)
+                self.assertEqual(
+                    logs[1:],
+                    [
+                        f"WARNING:get_docker_image:Cannot load {self.NAME}: {why}; "
+                        "removing it, and getting the image."
+                    ],
+                )
+                self.assertEqual(os.listdir(self.cache_dir), [])
+
+    def test_an_archive_that_cannot_be_removed_is_a_second_warning(self) -> None:
+        os.mkdir(self.archive)  # os.remove refuses a directory
+        _, logs = self.run_step(
+            lambda d: self.cache().load(d, self.IMAGE), _StubDocker(fail=True), [1]
+        )
+        self.assertEqual(
+            logs[1:],
+            [
+                f"WARNING:get_docker_image:Cannot load {self.NAME}: docker load failed; "
+                "removing it, and getting the image.",
+                f"WARNING:get_docker_image:Cannot remove {self.archive!r}: Is a directory",
+            ],
+        )
+
+    def test_a_save_logs_its_size_and_time_and_removes_older_archives(self) -> None:
+        older = [
+            "team+app@image_content_digest_old.tar",
+            "team+app@image_content_digest_dir.tar",  # a directory: os.remove refuses it
+            ".team+app@image_content_digest_old.tar.7.partial",  # a file: rmtree refuses it
+        ]
+        kept = ["other@image_content_digest_x.tar", ".other@x.tar.7.partial"]
+        for name in [older[0], older[2], *kept]:
+            with open(os.path.join(self.cache_dir, name), "w", encoding="utf-8"):
+                pass
+        os.mkdir(os.path.join(self.cache_dir, older[1]))
+        docker = _StubDocker()
+        _, logs = self.run_step(lambda d: self.cache().save(d, self.IMAGE), docker, [3, 4.5])
+        partial = os.path.join(self.cache_dir, f".{self.NAME}.{os.getpid()}.partial")
+        save = ("save", "--output", os.path.join(partial, self.NAME), self.IMAGE)
+        self.assertEqual(docker.calls, [(save, None)])
+        self.assertEqual(
+            logs[0],
+            f"INFO:get_docker_image:Saved the image into {self.archive!r} (2.5 kB) in 1.5 s.",
+        )
+        self.assertEqual(  # in the directory's order
+            sorted(logs[1:]),
+            [
+                "INFO:get_docker_image:Removed team+app@image_content_digest_old.tar "
+                "from the image cache.",
+                "WARNING:get_docker_image:Cannot remove team+app@image_content_digest_dir.tar: "
+                "Is a directory",
+            ],
+        )
+        self.assertEqual(
+            sorted(os.listdir(self.cache_dir)), sorted([self.NAME, older[1], older[2], *kept])
+        )
+
+    def test_a_save_that_cannot_make_its_partial_directory_is_a_warning(self) -> None:
+        not_a_dir = os.path.join(self.root, "file")
+        with open(not_a_dir, "w", encoding="utf-8"):
+            pass
+        docker = _StubDocker()
+        cache = self.cache(not_a_dir)
+        _, logs = self.run_step(lambda d: cache.save(d, self.IMAGE), docker, [1])
+        partial = os.path.join(not_a_dir, f".{self.NAME}.{os.getpid()}.partial")
+        self.assertEqual(docker.calls, [])
+        self.assertEqual(
+            logs,
+            [
+                "WARNING:get_docker_image:Could not save the image into the image cache: "
+                f"[Errno 20] Not a directory: {partial!r}"
+            ],
+        )
+
+    def test_a_save_of_an_archive_already_there_does_nothing(self) -> None:
+        self.write_archive("x")
+        docker = _StubDocker()
+        with mock.patch("get_docker_image.time.monotonic", side_effect=[]):
+            self.cache().save(cast(Docker, docker), self.IMAGE)
+        self.assertEqual(docker.calls, [])

@@ -5,8 +5,17 @@ from __future__ import annotations
 import hashlib
 import os
 import shlex
+import unittest
 
-from get_docker_image import compute_tag, image_name
+from get_docker_image import (
+    compute_tag,
+    host_name,
+    image_name,
+    is_registry_host,
+    reference_host,
+    registry_prefix,
+    without_tag,
+)
 from tests.fixtures import CTX, DOCKERFILE, FAKE_DOCKER, File, build_tree
 from tests.helpers import Result, ScratchDirTestCase, run_main
 
@@ -291,6 +300,7 @@ class LocalModeTest(CliTestCase):
         self.assertIn(
             "get_docker_image [INFO] - Image found locally, reusing it.", result.log_messages()
         )
+        self.assertEqual(result.child_output, "")  # not the JSON `docker image inspect` printed
 
     def test_failed_local_build_is_not_tagged(self) -> None:
         self.set_env(FAKE_DOCKER_FAIL="build")
@@ -348,3 +358,45 @@ class PrintModesTest(CliTestCase):
         lines = result.stdout.splitlines()
         self.assertEqual(lines[0], 'args  "A="x"\\t"')
         self.assertTrue(lines[-2].endswith("  ctx/new\\nline\\xff\\\\"), lines[-2])
+
+
+class NamesTableTest(unittest.TestCase):
+    """The small functions that take image names apart, on a golden table."""
+
+    def test_hosts_references_and_prefixes(self) -> None:
+        table = [
+            # (reference, reference_host, without_tag)
+            ("team/app", "docker.io", "team/app"),
+            ("team/app:1", "docker.io", "team/app"),
+            ("team/sub.x/app:1", "docker.io", "team/sub.x/app"),
+            ("myreg/x.y", "docker.io", "myreg/x.y"),
+            ("r.example/team/app:1", "r.example", "r.example/team/app"),
+            ("localhost/app", "localhost", "localhost/app"),
+            ("localhost:5000/team/app", "localhost:5000", "localhost:5000/team/app"),
+            ("localhost:5000/team/app:1", "localhost:5000", "localhost:5000/team/app"),
+            ("[::1]:5000/app:1", "[::1]:5000", "[::1]:5000/app"),
+        ]
+        self.assertEqual(
+            [(ref, reference_host(ref), without_tag(ref)) for ref, _, _ in table], table
+        )
+        hosts = [
+            ("r.example", "r.example"),
+            ("r.example:5000", "r.example"),
+            ("r.example:abc", "r.example:abc"),
+            ("1234", "1234"),
+            ("[::1]:5000", "::1"),
+            ("[::1]", "::1"),
+            ("[fd00::12]:443", "fd00::12"),
+        ]
+        self.assertEqual([(host, host_name(host)) for host, _ in hosts], hosts)
+        prefixes = [
+            ("myreg", "myreg.azurecr.io"),
+            ("ghcr.io/acme/", "ghcr.io/acme"),
+            ("r.example.X", "r.example.X"),
+            ("localhost:5000", "localhost:5000"),
+        ]
+        self.assertEqual([(name, registry_prefix(name)) for name, _ in prefixes], prefixes)
+        self.assertEqual(
+            [is_registry_host(name) for name in ("team/sub.x/app", "myreg/x.y", "a:1/b")],
+            [False, False, True],
+        )

@@ -3,15 +3,19 @@ bounded in time (what would hang fails within seconds instead)."""
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import io
 import os
 import subprocess
 import sys
 import time
 from unittest import mock
 
-from get_docker_image import MAX_RETRY_WAIT_SECONDS, Retries
-from tests.fixtures import FAKE_DOCKER
-from tests.helpers import SCRIPT, Result
+import get_docker_image
+from get_docker_image import MAX_RETRY_WAIT_SECONDS, InputError, Retries, read_regular_file
+from tests.fixtures import FAKE_DOCKER, Dir, File, build_tree
+from tests.helpers import SCRIPT, Result, ScratchDirTestCase
 from tests.test_resilience import ResilienceTestCase
 
 # A classic builder's last line quotes the failing RUN command: its words
@@ -79,6 +83,13 @@ class OptionValuesTest(ResilienceTestCase):
                     waits, [2 * jitter, 4 * jitter, 8 * jitter, 512 * jitter, 600 * jitter]
                 )
                 uniform.assert_called_with(0.5, 1.5)
+
+    def test_the_doubling_stops_at_the_64th_retry(self) -> None:
+        """A delay so small that 2**64 of it is still short: the waits stop
+        growing there (the exponent's bound, against overflow)."""
+        with mock.patch("random.uniform", return_value=1.0):
+            waits = [Retries(100, 1e-20).wait(number) for number in (63, 64, 65, 99)]
+        self.assertEqual(waits, [1e-20 * 2.0**63] + [1e-20 * 2.0**64] * 3)
 
 
 class NamesTest(ResilienceTestCase):
@@ -290,3 +301,128 @@ class StdoutTest(ResilienceTestCase):
                 )
                 self.assertEqual((completed.returncode, completed.stderr), (0, ""))
                 self.assertTrue(completed.stdout)
+
+
+class ReadRegularFileTest(ScratchDirTestCase):
+    """read_regular_file, directly: what it returns or the one line it refuses with."""
+
+    def read(self, path: str, limit: int = 4, *, optional: bool = False) -> bytes | str:
+        try:
+            return read_regular_file(path, limit, "the thing", optional=optional)
+        except InputError as error:
+            return str(error)
+
+    def test_contents_bounds_and_refusals(self) -> None:
+        build_tree(
+            self.root,
+            [
+                File("four", b"abcd"),
+                File("five", b"abcde"),
+                File("empty", b""),
+                Dir("dir"),
+            ],
+        )
+        table: list[tuple[str, int, bool, bytes | str]] = [
+            # (path, limit, optional, what it reads)
+            ("four", 4, False, b"abcd"),
+            ("empty", 4, False, b""),
+            ("five", 4, False, "the thing 'five' is larger than 4 bytes, the most this tool reads"),
+            ("five", 5, False, b"abcde"),
+            ("missing", 4, False, "the thing not found: 'missing'"),
+            ("missing", 4, True, b""),
+            ("four/x", 4, False, "cannot read the thing 'four/x': Not a directory"),
+            ("dir", 4, False, "the thing is not a regular file: 'dir'"),
+        ]
+        for chunk_size in (1024, 2):  # one read, or several
+            with mock.patch("get_docker_image.READ_CHUNK_SIZE", chunk_size):
+                found = [
+                    (path, limit, optional, self.read(path, limit, optional=optional))
+                    for path, limit, optional, _ in table
+                ]
+            self.assertEqual(found, table, chunk_size)
+
+    def test_an_undecodable_path_is_shown_escaped(self) -> None:
+        self.assertEqual(read_regular_file(b"caf\xe9", 4, "the thing", optional=True), b"")
+        with self.assertRaises(InputError) as raised:
+            read_regular_file(b"caf\xe9", 4, "the thing")
+        self.assertEqual(str(raised.exception), "the thing not found: 'caf\\\\xe9'")
+
+    def test_a_read_error_is_one_line(self) -> None:
+        build_tree(self.root, [File("four", b"abcd")])
+        error = OSError(errno.EIO, "Input/output error")
+        with mock.patch("get_docker_image.os.read", side_effect=error):
+            self.assertEqual(self.read("four"), "cannot read the thing 'four': Input/output error")
+
+
+class _Stdout:
+    """A stdout whose write or flush fails as a full disk does, on a file
+    descriptor of its own (which the tool points at /dev/null after)."""
+
+    def __init__(self, fd: int, *, fail_write: bool = False, fail_flush: bool = False) -> None:
+        self.fd, self.fail_write, self.fail_flush = fd, fail_write, fail_flush
+        self.text = ""
+
+    def write(self, text: str) -> int:
+        if self.fail_write:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        self.text += text
+        return len(text)
+
+    def flush(self) -> None:
+        if self.fail_flush:
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    def fileno(self) -> int:
+        return self.fd
+
+
+class _WriteOnlyStdout:
+    """A stdout with nothing but write (no flush)."""
+
+    def __init__(self) -> None:
+        self.text = ""
+
+    def write(self, text: str) -> int:
+        self.text += text
+        return len(text)
+
+
+class StdoutInProcessTest(ScratchDirTestCase):
+    """What the tool prints, to a stdout that is closed, full, or minimal:
+    the exit status, the log, and where stdout's descriptor points after."""
+
+    def run_with_stdout(self, stdout: object, *argv: str) -> tuple[int, list[str]]:
+        stderr = io.StringIO()
+        with mock.patch.object(sys, "stdout", stdout), contextlib.redirect_stderr(stderr):
+            try:
+                status = get_docker_image.main(list(argv))
+            except SystemExit as exit_:
+                status = exit_.code if isinstance(exit_.code, int) else 1
+        return status, Result(status, "", stderr.getvalue()).log_messages()
+
+    def scratch_fd(self) -> int:
+        """A descriptor of a fresh file: where "stdout" writes."""
+        fd = os.open(os.path.join(self.root, "stdout"), os.O_WRONLY | os.O_CREAT, 0o600)
+        self.addCleanup(os.close, fd)
+        return fd
+
+    def test_a_closed_full_or_flushless_stdout(self) -> None:
+        build_tree(self.root, [File("Dockerfile", b"FROM scratch\n")])
+        closed = ["get_docker_image [ERROR] - cannot write to stdout: it is closed"]
+        full = ["get_docker_image [ERROR] - cannot write to stdout: No space left on device"]
+        name = ("--repository", "a", "--print-image-name")
+        for argv in (("--version",), ("--help",), name):
+            with self.subTest(argv=argv):
+                self.assertEqual(self.run_with_stdout(None, *argv), (1, closed))
+                for failing in ("write", "flush"):
+                    fd = self.scratch_fd()
+                    stdout = _Stdout(
+                        fd, fail_write=failing == "write", fail_flush=failing == "flush"
+                    )
+                    self.assertEqual(self.run_with_stdout(stdout, *argv), (1, full), failing)
+                    # The interpreter's own flush at exit finds /dev/null.
+                    self.assertTrue(os.path.samestat(os.fstat(fd), os.stat(os.devnull)))
+                if argv != name:  # argparse's streams need no flush; the tool's do
+                    minimal = _WriteOnlyStdout()
+                    self.assertEqual(self.run_with_stdout(minimal, *argv), (0, []))
+                    self.assertTrue(minimal.text.endswith("\n"), minimal.text)

@@ -4,24 +4,36 @@ target platform in the tag (--hash-mode docker, --hash-platform)."""
 from __future__ import annotations
 
 import hashlib
+import importlib
 import json
 import os
+import sys
 import unittest
 from typing import Any
+from unittest import mock
 
 from get_docker_image import (
     LINUX,
+    BaseImageDigest,
+    ContentDigest,
+    Docker,
     DockerError,
     Platform,
+    TextExplainer,
+    ToolError,
+    UsageError,
+    _optional_module,
     build_arg_values,
     build_target,
     choose_manifest,
+    parse_options,
     parse_platform,
     requested_platforms,
+    resolve_base_images,
     target_platforms,
 )
 from tests.fixtures import CTX, DOCKERFILE, FAKE_DOCKER, File, build_tree
-from tests.helpers import ScratchDirTestCase, run_main
+from tests.helpers import REPO_DIR, ScratchDirTestCase, run_main
 from tests.test_cli import DENIED
 from tests.test_resilience import ResilienceTestCase
 
@@ -55,6 +67,9 @@ class BuildArgsTest(ScratchDirTestCase):
     def test_build_arg_without_a_value_at_the_end(self) -> None:
         self.assertEqual(build_arg_values(["--build-arg"], {}), {})
         self.assertEqual(build_arg_values(["--build-arg", "=x"], {}), {})
+        self.assertEqual(
+            build_arg_values(["--build-arg", "=x", "--build-arg", "A=1"], {}), {"A": "1"}
+        )
 
     def test_requested_platforms(self) -> None:
         self.assertIsNone(requested_platforms([], {}))
@@ -69,6 +84,13 @@ class BuildArgsTest(ScratchDirTestCase):
     def test_build_target(self) -> None:
         self.assertIsNone(build_target(["--build-arg", "A=1"]))
         self.assertEqual(build_target(["--target", "one", "--target=two"]), "two")
+        table = [
+            (["--target", "one"], "one"),
+            (["--target", "one", "--target="], None),  # the last, empty: none
+            (["--target=", "--target", "two"], "two"),
+            (["--target", "one", "--target=", "--target", "three"], "three"),
+        ]
+        self.assertEqual([(argv, build_target(argv)) for argv, _ in table], table)
 
 
 class PlatformTest(ScratchDirTestCase):
@@ -94,6 +116,13 @@ class PlatformTest(ScratchDirTestCase):
             ("windows/amd64", Platform("windows", "amd64", "")),
             ("macos/arm64", Platform("darwin", "arm64", "")),
             ("linux/arm64/9", Platform("linux", "arm64", "v9")),
+            ("linux/arm64/8", ARM64),
+            ("linux/arm64/v8.0", ARM64),
+            ("linux/arm64/9.0", Platform("linux", "arm64", "v9")),
+            ("linux/arm64/v9.0", Platform("linux", "arm64", "v9")),
+            ("linux/arm64/V9.0", Platform("linux", "arm64", "v9")),
+            ("linux/arm/5", Platform("linux", "arm", "v5")),
+            ("linux/arm/8", Platform("linux", "arm", "v8")),
         ]
         for spec, expected in table:
             with self.subTest(spec):
@@ -253,6 +282,11 @@ class ChooseManifestTest(unittest.TestCase):
             listed({"os": "linux", "architecture": "amd64"}, "amd64"),
         ]
         self.assertEqual(choose_manifest("x", json.dumps(entries), AMD64), (digest("amd64"), AMD64))
+        # Not even for a platform as blank as theirs.
+        blank = Platform("linux", "", "")
+        with self.assertRaises(DockerError) as raised:
+            choose_manifest("x", json.dumps(entries), blank)
+        self.assertEqual(str(raised.exception), "base image 'x' has no manifest for platform linux")
 
     def test_what_is_no_manifest_is_a_one_line_error(self) -> None:
         no_digest = {"Descriptor": {"digest": "sha256:0"}}
@@ -262,6 +296,12 @@ class ChooseManifestTest(unittest.TestCase):
             ('["x"]', "docker printed a list that holds no manifests"),
             (json.dumps(no_digest), "docker printed a manifest without a valid digest"),
             (json.dumps({"Descriptor": []}), "docker printed a manifest without a valid digest"),
+            (  # the platform's entry, without a digest
+                json.dumps(
+                    [{"Descriptor": {"platform": {"os": "linux", "architecture": "amd64"}}}]
+                ),
+                "docker printed a manifest without a valid digest",
+            ),
         ]
         for text, error in table:
             with self.subTest(text), self.assertRaises(DockerError) as raised:
@@ -372,3 +412,132 @@ class BaseImagesTest(ResilienceTestCase):
         result = self.run_tool("--print-image-name", "--hash-base-images")
         self.assertEqual(result.status, 1)
         self.assertRegex(result.log_messages()[-1], r"^get_docker_image \[ERROR\] - 'Dockerfile': ")
+
+
+class ResolveBaseImagesTest(ScratchDirTestCase):
+    """resolve_base_images directly, `docker manifest inspect` answered from
+    MANIFEST_LIST (the names it was asked recorded)."""
+
+    def resolve(
+        self, dockerfile: bytes, build_args: str = "", targets: tuple[Platform, ...] = (ARM64,)
+    ) -> list[BaseImageDigest] | str:
+        build_tree(self.root, [File("Dockerfile", dockerfile)])
+        argv = ["--repository", "a", "--hash-base-images", "--docker-build-args", build_args]
+        options = parse_options(argv)
+        docker = Docker(options)
+        self.asked: list[str] = []
+
+        def inspect_manifest(name: str) -> str:
+            self.asked.append(name)
+            return json.dumps(MANIFEST_LIST)
+
+        with mock.patch.object(docker, "inspect_manifest", new=inspect_manifest):
+            try:
+                return resolve_base_images(docker, options, lambda: AMD64, lambda: list(targets))
+            except ToolError as error:
+                return str(error)
+
+    def test_build_args_the_target_stage_and_a_platform_that_names_an_os_alone(self) -> None:
+        self.set_env(BASE="busybox:1")
+        dockerfile = (
+            b"# caf\xe9: a comment that is no UTF-8\n"
+            b"ARG BASE\n"
+            b"FROM $BASE AS one\n"
+            b"FROM --platform=linux alpine:3.19 AS two\n"
+            b"FROM one AS three\n"
+            b"FROM debian:$TARGETSTAGE AS four\n"
+        )
+        found = self.resolve(dockerfile, "--build-arg BASE --target three")
+        self.assertEqual(
+            found,
+            [
+                BaseImageDigest("busybox:1", digest("arm64"), ARM64),
+                BaseImageDigest("alpine:3.19", digest("arm64"), ARM64),
+                BaseImageDigest("debian:three", digest("arm64"), ARM64),
+            ],
+        )
+        self.assertEqual(self.asked, ["busybox:1", "alpine:3.19", "debian:three"])
+
+    def test_a_name_pinned_twice_is_refused(self) -> None:
+        pin = "@sha256:" + "0" * 64
+        self.assertEqual(
+            self.resolve(f"FROM scratch\nFROM busybox{pin}{pin}\n".encode()),
+            f"'Dockerfile': line 2: 'busybox{pin}{pin}' is not pinned to a valid digest",
+        )
+        self.assertEqual(self.asked, [])
+
+    def test_no_manifest_for_the_platform_names_the_image(self) -> None:
+        self.assertEqual(
+            self.resolve(b"FROM alpine:3.19\n", targets=(Platform("linux", "s390x", ""),)),
+            "base image 'alpine:3.19' has no manifest for platform linux/s390x",
+        )
+
+    def test_without_dockerfile_from_py_the_option_is_a_usage_error(self) -> None:
+        cases = {
+            "dockerfile_from": "--hash-base-images needs dockerfile_from.py beside "
+            "get_docker_image.py (copy it from the tool)",
+            "yaml": "No module named 'yaml'",  # one it imports itself: not ours to explain
+        }
+        for missing, expected in cases.items():
+            error = ModuleNotFoundError(f"No module named {missing!r}", name=missing)
+            with (
+                self.subTest(missing),
+                mock.patch("get_docker_image.importlib.import_module", side_effect=error),
+            ):
+                try:
+                    _optional_module("dockerfile_from", "--hash-base-images")
+                except (UsageError, ModuleNotFoundError) as raised:
+                    found = str(raised)
+                self.assertEqual(found, expected)
+
+    def test_a_tool_imported_from_a_package_finds_the_module_beside_it(self) -> None:
+        package = os.path.join(self.root, "vendored")
+        os.mkdir(package)
+        build_tree(package, [File("__init__.py")])
+        for name in ("get_docker_image", "util", "logger", "dockerfile_from"):
+            os.symlink(os.path.join(REPO_DIR, f"{name}.py"), os.path.join(package, f"{name}.py"))
+        self.addCleanup(sys.path.remove, self.root)
+        sys.path.insert(0, self.root)
+        for name in ("", ".get_docker_image", ".util", ".logger", ".dockerfile_from"):
+            self.addCleanup(sys.modules.pop, "vendored" + name, None)
+        tool = importlib.import_module("vendored.get_docker_image")
+        module = tool._optional_module("dockerfile_from", "--hash-base-images")
+        self.assertEqual(module.__name__, "vendored.dockerfile_from")
+
+
+class StreamOfBaseImagesAndPlatformsTest(unittest.TestCase):
+    """The bytes that base images and platforms add to the digest's stream."""
+
+    def test_base_images_are_their_count_then_each_pinned_name(self) -> None:
+        images = [
+            BaseImageDigest("alpine:3.19", digest("amd64"), AMD64),
+            BaseImageDigest("busybox@" + digest("busybox"), digest("busybox"), None),
+        ]
+        stream = ContentDigest()
+        stream.add_base_images(images)
+        expected = b"2\0alpine:3.19@%s\0busybox@%s\0" % (
+            digest("amd64").encode(),
+            digest("busybox").encode(),
+        )
+        self.assertEqual(stream.hexdigest(), hashlib.sha256(expected).hexdigest())
+
+    def test_platforms_are_one_comma_separated_record(self) -> None:
+        stream = ContentDigest()
+        stream.add_platforms([AMD64, Platform("linux", "arm", "v7")])
+        expected = b"platform\0linux/amd64,linux/arm/v7\0"
+        self.assertEqual(stream.hexdigest(), hashlib.sha256(expected).hexdigest())
+
+    def test_text_explain_shows_each_pinned_base_image_and_its_platform(self) -> None:
+        images = [
+            BaseImageDigest("alpine:3.19", digest("amd64"), AMD64),
+            BaseImageDigest("busybox@" + digest("busybox"), digest("busybox"), None),
+        ]
+        lines: list[str] = []
+        ContentDigest(TextExplainer(lines.append)).add_base_images(images)
+        self.assertEqual(
+            lines,
+            [
+                f"base  alpine:3.19@{digest('amd64')}  (linux/amd64)",
+                f"base  busybox@{digest('busybox')}",
+            ],
+        )

@@ -3,16 +3,29 @@ blobs, bad names, broken stdout, and the layer cache's calls."""
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import subprocess
 import sys
 import time
 import unittest
+from collections.abc import Callable
 from typing import Any
 from unittest import mock
 
-from get_docker_image import Outcome, classify_error
+import get_docker_image
+from get_docker_image import (
+    Docker,
+    DockerError,
+    Outcome,
+    StepFailed,
+    classify_error,
+    parse_options,
+    push_layer_cache,
+    push_unless_pushed,
+)
+from tests.fixtures import FAKE_DOCKER
 from tests.helpers import REPO_DIR, SCRIPT, run_main
 from tests.test_cli import NO_CREDENTIALS, NO_SUCH_MANIFEST, TLS_TIMEOUT, CliTestCase
 
@@ -205,8 +218,66 @@ class LostBlobTest(ResilienceTestCase):
         self.assertEqual(
             self.docker_argvs(), [self.probe, self.pull, self.build, self.push, self.tag_argv]
         )
-        self.assertTrue(
-            any("The registry's copy is broken" in line for line in result.log_messages())
+        self.assertEqual(
+            self.tool_messages(result)[2:],
+            [
+                self.broken_copy(),
+                f"get_docker_image [INFO] - Built and pushed {self.image} in N s.",
+            ],
+        )
+
+    def test_a_broken_copy_with_no_push_is_built_and_kept(self) -> None:
+        self.set_env(FAKE_DOCKER_HAS_IMAGE="1")
+        self.script(pull=[{"status": 1, "stderr": LOST_BLOB}])
+        result = self.run_tool("--no-push")
+        self.assertEqual(result.status, 0, result.stderr)
+        self.assertEqual(self.docker_argvs(), [self.probe, self.pull, self.build, self.tag_argv])
+        self.assertEqual(
+            self.tool_messages(result)[2:],
+            [
+                self.broken_copy(),
+                "get_docker_image [INFO] - Not pushing the image (--no-push).",
+                f"get_docker_image [INFO] - Built {self.image} in N s (not pushed: --no-push).",
+            ],
+        )
+
+    def test_a_broken_copy_whose_push_is_refused_fails_in_one_line(self) -> None:
+        self.set_env(FAKE_DOCKER_HAS_IMAGE="1")
+        self.script(
+            pull=[{"status": 1, "stderr": LOST_BLOB}], push=[{"status": 1, "stderr": DENIED}]
+        )
+        result = self.run_tool()
+        self.assertEqual(result.status, 1)
+        self.assertEqual(self.docker_argvs(), [self.probe, self.pull, self.build, self.push])
+        self.assertEqual(
+            self.tool_messages(result)[2:],
+            [
+                self.broken_copy(),
+                f"get_docker_image [ERROR] - docker push failed with exit status 1: {DENIED} "
+                f"(command: {FAKE_DOCKER} push {self.image})",
+            ],
+        )
+
+    def test_a_tag_pushed_meanwhile_whose_pull_is_refused_fails_in_one_line(self) -> None:
+        self.script(build=[{"publish": self.image}], pull=[{"status": 1, "stderr": DENIED}])
+        result = self.run_tool()
+        self.assertEqual(result.status, 1)
+        self.assertEqual(self.docker_argvs(), [self.probe, self.build, self.probe, self.pull])
+        self.assertEqual(
+            self.tool_messages(result)[-1],
+            f"get_docker_image [ERROR] - docker pull failed with exit status 1: {DENIED} "
+            f"(command: {FAKE_DOCKER} pull {self.image})",
+        )
+
+    def tool_messages(self, result: Any) -> list[str]:
+        """The tool's own log lines (not util.run's about each command)."""
+        return [line for line in result.log_messages() if line.startswith("get_docker_image [")]
+
+    def broken_copy(self) -> str:
+        return (
+            "get_docker_image [WARNING] - The registry's copy is broken (docker pull failed "
+            f"with exit status 1: {LOST_BLOB} (command: {FAKE_DOCKER} pull {self.image})); "
+            "building it again."
         )
 
 
@@ -330,6 +401,9 @@ class ClassifyErrorTest(unittest.TestCase):
         message = "cannot pull r.io/a/b-denied:tag"
         self.assertIs(classify_error(message, "r.io/a/b", "r.io/a/b-denied:tag"), Outcome.UNKNOWN)
         self.assertIs(classify_error(DENIED, ""), Outcome.UNAUTHORIZED)
+        # Longer first, not the later in alphabetical order.
+        message = "cannot pull denied/x/zz:1"
+        self.assertIs(classify_error(message, "x/zz", "denied/x/zz:1"), Outcome.UNKNOWN)
 
 
 class LayerCacheCallsTest(ResilienceTestCase):
@@ -429,3 +503,284 @@ class UsageTest(CliTestCase):
             "is given with '=': --docker-build-args=--no-cache)",
             result.stderr,
         )
+
+
+class DockerUnitTestCase(unittest.TestCase):
+    """The Docker class with its `run` scripted: each call takes the next
+    (status, stdout, stderr) and is recorded with its keyword arguments."""
+
+    def docker(self, *answers: tuple[int, str, str] | BaseException, retries: int = 2) -> Docker:
+        argv = ["--container-registry", "r.example", "--repository", "a", "--docker-path", "docker"]
+        argv += ["--retries", str(retries), "--retry-delay", "0", "--probe-timeout", "7"]
+        options = parse_options(argv)
+        patcher = mock.patch.dict(os.environ)  # no CI log folding
+        patcher.start()
+        self.addCleanup(patcher.stop)
+        for name in ("GITHUB_ACTIONS", "TF_BUILD"):
+            os.environ.pop(name, None)
+        docker = Docker(options)
+        queue = list(answers)
+        self.runs: list[tuple[tuple[str, ...], dict[str, Any]]] = []
+
+        def run(*args: str, **kwargs: Any) -> subprocess.CompletedProcess[str]:
+            self.runs.append((args, kwargs))
+            answer = queue.pop(0)
+            if isinstance(answer, BaseException):
+                raise answer
+            status, stdout, stderr = answer
+            return subprocess.CompletedProcess(args, status, stdout, stderr)
+
+        patcher = mock.patch.object(docker, "run", new=run)
+        patcher.start()
+        self.addCleanup(patcher.stop)
+        self.addCleanup(lambda: self.assertEqual(queue, [], "answers left"))
+        return docker
+
+    def argvs(self) -> list[tuple[str, ...]]:
+        return [args for args, _ in self.runs]
+
+
+class EngineQuestionsTest(DockerUnitTestCase):
+    def test_insecure_registries_from_docker_info(self) -> None:
+        def index(host: str, secure: object) -> str:
+            return json.dumps({"IndexConfigs": {host: {"Secure": secure}}})
+
+        def cidrs(networks: object) -> str:
+            return json.dumps({"InsecureRegistryCIDRs": networks})
+
+        table = [
+            # (what `docker info` printed, the host, whether it is insecure)
+            ("", "r.example:5000", False),
+            ("not json", "r.example:5000", False),
+            ("[]", "r.example:5000", False),
+            ("null", "r.example:5000", False),
+            (index("r.example:5000", False), "r.example:5000", True),
+            (index("r.example:5000", True), "r.example:5000", False),
+            (index("r.example:5000", None), "r.example:5000", False),
+            (index("other:5000", False), "r.example:5000", False),
+            (json.dumps({"IndexConfigs": []}), "r.example:5000", False),
+            (json.dumps({"IndexConfigs": {"r.example:5000": "x"}}), "r.example:5000", False),
+            (cidrs(["10.0.0.0/8"]), "10.1.2.3:5000", True),
+            (cidrs(["10.0.0.0/8"]), "10.1.2.3", True),
+            (cidrs(["10.0.0.0/8"]), "11.1.2.3:5000", False),
+            (cidrs(["10.1.2.3/8"]), "10.9.9.9:5000", True),  # host bits set: still a network
+            (cidrs(["bogus", 7, "10.0.0.0/8"]), "10.1.2.3:5000", True),
+            (cidrs(["fd00::/8"]), "[fd00::1]:5000", True),
+            (cidrs("0"), "0.0.0.0:5000", False),  # not a list
+            (cidrs(["0.0.0.0/0"]), "r.example:5000", False),  # not an address
+            (cidrs(None), "10.1.2.3:5000", False),
+            (
+                json.dumps(
+                    {
+                        "IndexConfigs": {"10.1.2.3:5000": {"Secure": True}},
+                        "InsecureRegistryCIDRs": ["10.0.0.0/8"],
+                    }
+                ),
+                "10.1.2.3:5000",
+                True,
+            ),
+        ]
+        docker = self.docker(*[(0, stdout, "") for stdout, _, _ in table])
+        found = [(stdout, host, docker.is_insecure_registry(host)) for stdout, host, _ in table]
+        self.assertEqual(found, table)
+        question = (
+            ("info", "--format", "{{json .RegistryConfig}}"),
+            {"capture": True, "quiet": False, "timeout": 7.0},
+        )
+        self.assertEqual(self.runs, [question] * len(table))
+
+    def test_the_engine_platform_or_why_not(self) -> None:
+        long_answer = "x" * 100
+        table = [
+            ((0, "linux/arm64\n", ""), "linux/arm64"),
+            ((1, "", ""), "cannot ask the docker engine for its platform: it answered ''"),
+            (
+                (1, "", "Cannot connect to the Docker daemon\nIs it running?"),
+                "cannot ask the docker engine for its platform: "
+                "Cannot connect to the Docker daemon; Is it running?",
+            ),
+            (
+                (0, long_answer, ""),
+                f"cannot ask the docker engine for its platform: it answered {'x' * 80!r}",
+            ),
+        ]
+        docker = self.docker(*[answer for answer, _ in table])
+        for _, expected in table:
+            try:
+                found = str(docker.engine_platform())
+            except DockerError as error:
+                found = str(error)
+            self.assertEqual(found, expected)
+        self.assertEqual(
+            self.runs,
+            [
+                (
+                    ("version", "--format", "{{.Server.Os}}/{{.Server.Arch}}"),
+                    {"capture": True, "quiet": False, "timeout": 7.0},
+                )
+            ]
+            * len(table),
+        )
+
+    def test_whether_the_engine_has_an_image_discards_docker_output(self) -> None:
+        docker = self.docker((0, "", ""), (1, "", ""))
+        self.assertEqual(
+            [docker.local_image_exists("a:1"), docker.local_image_exists("a:2")], [True, False]
+        )
+        self.assertEqual(
+            self.runs,
+            [
+                (("image", "inspect", name), {"capture": False, "quiet": True, "timeout": 7.0})
+                for name in ("a:1", "a:2")
+            ],
+        )
+
+
+# A transient failure that names the image, which holds a word of another
+# outcome ("denied"): redacted (as the image, or its repository for a
+# registry step), it does not count.
+IMG = "r.example/denied/app:1"
+REDACT = (IMG, "r.example/denied/app")
+TRANSIENT = (1, "", f"{SERVICE_UNAVAILABLE} for r.example/denied/app")
+TRANSIENT_FOR_IMG = (1, "", f"{SERVICE_UNAVAILABLE} for {IMG}")
+RETRY = "WARNING:get_docker_image:{} failed for a transient reason; retry {} of 2 in 0.0 s"
+
+
+class RegistryStepsTest(DockerUnitTestCase):
+    """Probes, pulls, pushes and base image lookups: the docker calls, the
+    retries' warnings, and the outcome or the exact error."""
+
+    def outcome(self, call: Callable[[], object]) -> tuple[object, list[str]]:
+        """What `call` returned (or the StepFailed/DockerError it raised, as
+        its text and outcome), and every log line (at least one is logged)."""
+        with self.assertLogs("get_docker_image", "INFO") as logs:
+            get_docker_image._log.info("start")
+            try:
+                result: object = call()
+            except StepFailed as failure:
+                result = (str(failure), failure.outcome)
+            except DockerError as error:
+                result = str(error)
+        return result, logs.output[1:]
+
+    def test_probes(self) -> None:
+        table: list[tuple[tuple[int, str, str], tuple[Outcome, str]]] = [
+            ((0, "{}", ""), (Outcome.FOUND, "")),
+            ((1, NO_SUCH_MANIFEST, ""), (Outcome.NOT_FOUND, NO_SUCH_MANIFEST)),  # on stdout
+            ((1, "", ""), (Outcome.UNKNOWN, "failed with exit status 1")),
+            ((1, "", "unknown blob\n"), (Outcome.UNKNOWN, "unknown blob")),
+            (
+                (1, "", "denied: for r.example/denied/app"),
+                (Outcome.UNAUTHORIZED, "denied: for r.example/denied/app"),
+            ),
+        ]
+        for answer, expected in table:
+            with self.subTest(answer=answer):
+                docker = self.docker(answer)
+                probe = functools.partial(docker.probe, IMG, REDACT)
+                self.assertEqual(self.outcome(probe), (expected, []))
+
+    def test_a_transient_probe_is_retried_and_a_recheck_is_not(self) -> None:
+        timeout = subprocess.TimeoutExpired(["docker"], 7)
+        docker = self.docker(TRANSIENT, timeout, timeout, TRANSIENT)
+        found, logs = self.outcome(lambda: docker.probe(IMG, REDACT))
+        self.assertEqual(found, (Outcome.TRANSIENT, "no answer within 7 s"))
+        what = "docker manifest inspect"
+        self.assertEqual(logs, [RETRY.format(what, 1), RETRY.format(what, 2)])
+        self.assertEqual(self.outcome(lambda: docker.found_now(IMG, REDACT)), (False, []))
+        inspect = ("manifest", "inspect", "--insecure", IMG)
+        self.assertEqual(self.argvs(), [inspect] * 4)
+
+    def test_a_pull_is_retried_then_fails(self) -> None:
+        docker = self.docker(TRANSIENT, TRANSIENT, TRANSIENT)
+        found, logs = self.outcome(lambda: docker.pull(IMG, REDACT))
+        self.assertEqual(
+            found,
+            (
+                f"docker pull failed with exit status 1: {TRANSIENT[2]} "
+                f"(command: docker pull {IMG})",
+                Outcome.TRANSIENT,
+            ),
+        )
+        self.assertEqual(logs, [RETRY.format("docker pull", 1), RETRY.format("docker pull", 2)])
+        self.assertEqual(self.argvs(), [("pull", IMG)] * 3)
+
+    def test_a_step_that_fails_says_how_and_docker_last_line(self) -> None:
+        docker = self.docker(
+            (1, "", "step 1\r\n5%\r100%\rerror: boom\n\n"), (2, "", ""), (-9, "", "")
+        )
+        found = [self.outcome(lambda: docker.step("build", "x"))[0] for _ in range(2)]
+        found.append(self.outcome(lambda: docker.step("tag", "a", "b"))[0])
+        self.assertEqual(
+            found,
+            [
+                (
+                    "docker build failed with exit status 1: error: boom (command: docker build x)",
+                    Outcome.UNKNOWN,
+                ),
+                ("docker build failed with exit status 2: docker build x", Outcome.UNKNOWN),
+                ("docker tag was killed by signal 9: docker tag a b", Outcome.UNKNOWN),
+            ],
+        )
+
+    def test_base_image_lookups(self) -> None:
+        what = "docker manifest inspect"
+        inspect = ("manifest", "inspect", "--insecure", "--verbose", IMG)
+        table: list[tuple[list[tuple[int, str, str]], object, list[str]]] = [
+            ([TRANSIENT_FOR_IMG, (0, "[]", "")], "[]", [RETRY.format(what, 1)]),
+            (
+                [TRANSIENT_FOR_IMG] * 3,
+                f"cannot resolve base image {IMG!r}: {TRANSIENT_FOR_IMG[2]} (tried 3 times)",
+                [RETRY.format(what, 1), RETRY.format(what, 2)],
+            ),
+            ([(1, "", "")], f"cannot resolve base image {IMG!r}: failed with exit status 1", []),
+        ]
+        for answers, expected, warnings in table:
+            with self.subTest(expected=expected):
+                docker = self.docker(*answers)
+                inspect_manifest = functools.partial(docker.inspect_manifest, IMG)
+                self.assertEqual(self.outcome(inspect_manifest), (expected, warnings))
+                self.assertEqual(self.argvs(), [inspect] * len(answers))
+
+    def test_the_layer_cache_tag_is_moved_or_a_warning(self) -> None:
+        cache = "r.example/denied/app:cache"
+        docker = self.docker((0, "", ""), (1, "", SERVICE_UNAVAILABLE), (1, "", DENIED))
+        found, logs = self.outcome(lambda: push_layer_cache(docker, IMG, cache))
+        self.assertEqual(found, None)
+        self.assertEqual(
+            logs,
+            [
+                RETRY.format("docker push", 1),
+                "WARNING:get_docker_image:Could not move the layer cache tag: docker push failed "
+                f"with exit status 1: {DENIED} (command: docker push {cache})",
+            ],
+        )
+        self.assertEqual(self.argvs(), [("tag", IMG, cache), ("push", cache), ("push", cache)])
+
+    def test_a_push_of_lost_blobs_is_retried_then_fails(self) -> None:
+        lost = (1, "", "blob unknown: blob unknown to registry")
+        docker = self.docker(lost, lost, lost)
+        found, logs = self.outcome(lambda: push_unless_pushed(docker, IMG, REDACT, recheck=False))
+        self.assertEqual(
+            found,
+            (
+                f"docker push failed with exit status 1: {lost[2]} (command: docker push {IMG})",
+                Outcome.TRANSIENT,
+            ),
+        )
+        self.assertEqual(logs, [RETRY.format("docker push", 1), RETRY.format("docker push", 2)])
+
+    def test_a_failed_push_of_a_tag_pushed_meanwhile_pulls_theirs(self) -> None:
+        docker = self.docker((1, "", DENIED), (0, "{}", ""), TRANSIENT, (0, "", ""))
+        found, logs = self.outcome(lambda: push_unless_pushed(docker, IMG, REDACT, recheck=True))
+        self.assertEqual(found, True)
+        self.assertEqual(
+            logs,
+            [
+                "INFO:get_docker_image:The push failed, but another job has pushed the image: "
+                "pulling it.",
+                RETRY.format("docker pull", 1),
+            ],
+        )
+        inspect = ("manifest", "inspect", "--insecure", IMG)
+        self.assertEqual(self.argvs(), [("push", IMG), inspect, ("pull", IMG), ("pull", IMG)])
