@@ -2817,10 +2817,16 @@ def build_image(docker: Docker, options: Options, image: str, cache_from: str | 
     )
 
 
+def _cache_names(cache_image: str) -> list[str]:
+    """What docker's output names of the cache image, taken out before its
+    words are judged (a repository named `access-denied` is no refusal)."""
+    return [cache_image, without_tag(cache_image)]
+
+
 def pull_layer_cache(docker: Docker, cache_image: str) -> None:
     """Pulls the layer cache image: the classic builder uses only a local one."""
     try:
-        docker.pull(cache_image, [cache_image])
+        docker.pull(cache_image, _cache_names(cache_image))
     except StepFailed as failure:
         if failure.outcome is Outcome.NOT_FOUND:
             _log.warning("No layer cache yet (%s): building without it.", cache_image)
@@ -2832,7 +2838,7 @@ def push_layer_cache(docker: Docker, image: str, cache_image: str) -> None:
     try:
         docker.step("tag", image, cache_image)
         docker.retrying(
-            lambda: docker.registry_step("push", cache_image, redact=[cache_image]),
+            lambda: docker.registry_step("push", cache_image, redact=_cache_names(cache_image)),
             "docker push",
         )
     except StepFailed as failure:

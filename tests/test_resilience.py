@@ -22,6 +22,7 @@ from get_docker_image import (
     StepFailed,
     classify_error,
     parse_options,
+    pull_layer_cache,
     push_layer_cache,
     push_unless_pushed,
 )
@@ -756,6 +757,27 @@ class RegistryStepsTest(DockerUnitTestCase):
             ],
         )
         self.assertEqual(self.argvs(), [("tag", IMG, cache), ("push", cache), ("push", cache)])
+
+    def test_the_layer_cache_repository_name_is_no_refusal(self) -> None:
+        # docker names the repository alone ("The push refers to repository
+        # [...]"): its words are no answer of the registry's.
+        cache = "r.example/team/access-denied:cache"
+        failure = (1, "", f"The push refers to repository [{cache[:-6]}]\n{SERVICE_UNAVAILABLE}")
+        docker = self.docker(failure, (0, "", ""), (0, "", ""), failure, (0, "", ""))
+        found, logs = self.outcome(lambda: pull_layer_cache(docker, cache))
+        self.assertEqual((found, logs), (None, [RETRY.format("docker pull", 1)]))
+        found, logs = self.outcome(lambda: push_layer_cache(docker, IMG, cache))
+        self.assertEqual((found, logs), (None, [RETRY.format("docker push", 1)]))
+        self.assertEqual(
+            self.argvs(),
+            [
+                ("pull", cache),
+                ("pull", cache),
+                ("tag", IMG, cache),
+                ("push", cache),
+                ("push", cache),
+            ],
+        )
 
     def test_a_push_of_lost_blobs_is_retried_then_fails(self) -> None:
         lost = (1, "", "blob unknown: blob unknown to registry")
