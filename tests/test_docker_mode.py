@@ -12,8 +12,18 @@ from typing import Any
 from unittest import mock
 
 import get_docker_image
-from get_docker_image import HashMode, Platform, compute_tag, stream_header
-from tests.fixtures import CTX, DOCKERFILE, Dir, Fifo, File, Link, build_tree
+from get_docker_image import READ_CHUNK_SIZE, HashMode, Platform, compute_tag, stream_header
+from tests.fixtures import (
+    CTX,
+    DOCKERFILE,
+    Dir,
+    Fifo,
+    File,
+    Link,
+    Node,
+    build_tree,
+    pseudo_random_bytes,
+)
 from tests.helpers import Result, ScratchDirTestCase, run_main
 
 # The target platform of every test here: ScratchDirTestCase sets DOCKER_DEFAULT_PLATFORM.
@@ -349,3 +359,84 @@ class ChangedWhileHashedTest(DockerModeTestCase):
                 self.assertEqual(docker.status, 1)
                 self.assertEqual(docker.stdout, "")
                 self.assertEqual(docker.log_messages(), [f"get_docker_image [ERROR] - {error}"])
+
+
+def docker_record(kind: bytes, path: bytes, mode: int, data: bytes = b"") -> bytes:
+    """One record of the docker-mode stream as documented, then its bytes."""
+    return b"%s\0%s\0%o\0%d\0" % (kind, path, mode, len(data)) + data
+
+
+class SpelledOutStreamTest(DockerModeTestCase):
+    """Docker-mode tags spelled out record by record from the documented
+    scheme (_DockerRecords), so that these vectors do not come from the code."""
+
+    HEADER = b"\0get_docker_image v1 hash-mode=docker\0" + b"platform\0linux/amd64\0"
+
+    def expected_tag(self, args: bytes, *records: bytes) -> str:
+        stream = self.HEADER + b"args\0%d\0" % len(args) + args
+        stream += docker_record(b"dockerfile", b"", 0, DOCKERFILE.data)
+        stream += docker_record(b"dir", b".", 0)  # the root: its mode is not hashed
+        return "image_content_digest_" + sha(stream + b"".join(records))
+
+    def test_tags_of_trees_spelled_out(self) -> None:
+        big = pseudo_random_bytes(READ_CHUNK_SIZE + 1)  # read in two chunks
+        exact = pseudo_random_bytes(READ_CHUNK_SIZE)  # a full chunk, then an empty read
+        table: list[tuple[str, list[Node], str, list[bytes]]] = [
+            ("empty context", [], "", []),
+            (
+                "files, a link and directories",
+                [
+                    File("ctx/a", b"a", 0o600),
+                    File("ctx/empty", b"", 0o755),
+                    Link("ctx/l", "a"),
+                    Dir("ctx/d", 0o700),
+                    File("ctx/d/f", b"f"),
+                    Dir("ctx/d/e", 0o750),
+                ],
+                "--build-arg A=1",
+                [
+                    docker_record(b"file", b"a", 0o600, b"a"),
+                    docker_record(b"file", b"empty", 0o755),
+                    docker_record(b"link", b"l", 0o777, b"a"),
+                    docker_record(b"dir", b"d", 0o700),
+                    docker_record(b"file", b"d/f", 0o644, b"f"),
+                    docker_record(b"dir", b"d/e", 0o750),
+                ],
+            ),
+            (
+                "files read in chunks",
+                [File("ctx/big", big), File("ctx/exact", exact)],
+                "",
+                [
+                    docker_record(b"file", b"big", 0o644, big),
+                    docker_record(b"file", b"exact", 0o644, exact),
+                ],
+            ),
+            (
+                # Docker matches a/f with what its directory matched (a, and
+                # !a/f), not by trying `a` again on a/f's parents: a/f is sent,
+                # without a record for a.
+                "an exception in an excluded directory, with what its parent matched",
+                [
+                    File("ctx/.dockerignore", b"a\n!a/f\na\n"),
+                    Dir("ctx/a"),
+                    File("ctx/a/f", b"f"),
+                    File("ctx/a/g", b"g"),
+                ],
+                "",
+                [
+                    docker_record(b"file", b".dockerignore", 0o644, b"a\n!a/f\na\n"),
+                    docker_record(b"file", b"a/f", 0o644, b"f"),
+                ],
+            ),
+        ]
+        for number, (name, nodes, args, records) in enumerate(table):
+            with self.subTest(name):
+                os.chdir(self.root)
+                os.mkdir(str(number), 0o755)
+                os.chdir(str(number))
+                build_tree(".", [DOCKERFILE, CTX, *nodes])
+                tag = compute_tag(
+                    args, "Dockerfile", "ctx", hash_mode=HashMode.DOCKER, platforms=[AMD64]
+                )
+                self.assertEqual(tag, self.expected_tag(args.encode(), *records))
