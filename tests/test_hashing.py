@@ -104,6 +104,50 @@ class UnhashableByOriginalTest(ScratchDirTestCase):
         )
         self.assertEqual(self.tag(), expected)
 
+    def test_links_into_directories_reached_through_links(self) -> None:
+        """Each directory link is resolved on its own (a/c leads to d, not to
+        where a led); inside a followed directory, its subdirectories and
+        links to files are followed too."""
+        build_tree(
+            self.root,
+            [
+                Link("ctx/a", "b"),
+                Dir("ctx/b"),
+                Link("ctx/b/c", "../d"),
+                Dir("ctx/d"),
+                File("ctx/d/f", b"f"),
+                Link("ctx/d/lf", "f"),
+                Dir("ctx/d/e"),
+            ],
+        )
+        d_records = [(b"", DIR_755), (b"/f", FILE_644 + b"f"), (b"/lf", FILE_644 + b"f"),
+                     (b"/e", DIR_755)]  # fmt: skip
+        expected = tag_of(
+            b"ctx " + DIR_755,
+            b"ctx/a " + DIR_755,
+            *(b"ctx/a/c" + name + b" " + record for name, record in d_records),
+            b"ctx/b " + DIR_755,
+            *(b"ctx/b/c" + name + b" " + record for name, record in d_records),
+            *(b"ctx/d" + name + b" " + record for name, record in d_records),
+        )
+        self.assertEqual(self.tag(), expected)
+
+    def test_links_to_ancestors_whose_paths_end_in_any_character_or_are_the_root(self) -> None:
+        build_tree(
+            self.root,
+            [Dir("ctx/d "), Link("ctx/d /self", "."), Dir("ctx/dX"), Link("ctx/dX/self", "."),
+             Link("ctx/slash", "/")],
+        )  # fmt: skip
+        expected = tag_of(
+            b"ctx " + DIR_755,
+            b"ctx/slash " + LINK + b"/",
+            b"ctx/d  " + DIR_755,
+            b"ctx/d /self " + LINK + b".",
+            b"ctx/dX " + DIR_755,
+            b"ctx/dX/self " + LINK + b".",
+        )
+        self.assertEqual(self.tag(), expected)
+
     def test_names_that_are_not_utf8_are_hashed_as_raw_bytes(self) -> None:
         for name in (b"ctx/\xff\xfe", b"ctx/caf\xe9"):
             with open(name, "wb") as file:
