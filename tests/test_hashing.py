@@ -12,7 +12,7 @@ import os
 import socket
 
 from get_docker_image import compute_tag
-from tests.fixtures import CTX, DOCKERFILE, Dir, File, Link, build_tree
+from tests.fixtures import CTX, DOCKERFILE, Dir, File, Link, Node, build_tree
 from tests.helpers import ScratchDirTestCase, run_main
 
 FILE_644 = b"33188"
@@ -229,6 +229,58 @@ class OriginalModeWarningTest(ScratchDirTestCase):
                 "symlinks ('ctx/sub') and hashed again; --hash-mode docker hashes links as links.",
             ],
         )
+
+    def test_warning_lines_of_link_trees(self) -> None:
+        """Each tree's exact warnings: links inside give none; the example is
+        the first link found outside, in walk order, or the path that
+        reached a directory a second time."""
+        outside = (
+            "get_docker_image [WARNING] - A symlink leads outside the context ({}): the tag "
+            "hashes what it points to on this runner; --hash-mode docker hashes the link itself."
+        )
+        twice = (
+            "get_docker_image [WARNING] - A directory is reached a second time through "
+            "symlinks ({}) and hashed again; --hash-mode docker hashes links as links."
+        )
+        table: list[tuple[str, list[Node], list[str]]] = [
+            (
+                "links to files inside, by relative targets",
+                [Dir("ctx/sub"), File("ctx/sub/real", b"r"), Link("ctx/sub/l", "real"),
+                 Link("ctx/sub/up", "../top"), File("ctx/top", b"t")],
+                [],
+            ),
+            (
+                "links to files outside, in two directories",
+                [File("outside", b"o"), Dir("ctx/a"), Link("ctx/a/out", "../../outside"),
+                 Dir("ctx/b"), Link("ctx/b/out", "../../outside")],
+                [outside.format("'ctx/a/out'")],
+            ),
+            (
+                "a link to a directory outside",
+                [Dir("shared"), File("shared/s", b"s"), Link("ctx/shared", "../shared")],
+                [outside.format("'ctx/shared'")],
+            ),
+            (
+                "a link to a file, then one to a directory, outside",
+                [File("outside", b"o"), Dir("shared"), Dir("ctx/a"),
+                 Link("ctx/a/out", "../../outside"), Dir("ctx/b"),
+                 Link("ctx/b/shared", "../../shared")],
+                [outside.format("'ctx/a/out'")],
+            ),
+            (
+                "a directory reached again from a later directory",
+                [Dir("ctx/a"), Dir("ctx/a/x"), Dir("ctx/b"), Link("ctx/b/l", "../a/x")],
+                [twice.format("'ctx/b/l'")],
+            ),
+        ]  # fmt: skip
+        for number, (name, nodes, warnings) in enumerate(table):
+            with self.subTest(name):
+                os.chdir(self.root)
+                os.mkdir(str(number))
+                os.chdir(str(number))
+                build_tree(".", [DOCKERFILE, CTX, *nodes])
+                result = run_main(["--context", "ctx", "--repository", "r", "--print-image-name"])
+                self.assertEqual((result.status, result.log_messages()), (0, warnings))
 
     def test_a_plain_context_gets_no_warning(self) -> None:
         build_tree(self.root, [DOCKERFILE, CTX, Dir("ctx/sub"), File("ctx/sub/f", b"f")])
