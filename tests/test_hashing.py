@@ -210,7 +210,10 @@ class OriginalModeWarningTest(ScratchDirTestCase):
                 File("ctx/.git/HEAD", b"ref: refs/heads/main\n"),
                 Dir("ctx/sub"),
                 File("ctx/sub/f", b"f"),
-                Link("ctx/again", "sub"),
+                # In another directory than sub: which of two entries of one
+                # directory comes first is the file system's order.
+                Dir("ctx/z"),
+                Link("ctx/z/again", "../sub"),
                 Link("ctx/passwd", "/etc/hostname"),
             ],
         )
@@ -226,7 +229,8 @@ class OriginalModeWarningTest(ScratchDirTestCase):
                 "('ctx/passwd'): the tag hashes what it points to on this runner; "
                 "--hash-mode docker hashes the link itself.",
                 "get_docker_image [WARNING] - A directory is reached a second time through "
-                "symlinks ('ctx/sub') and hashed again; --hash-mode docker hashes links as links.",
+                "symlinks ('ctx/z/again') and hashed again; --hash-mode docker hashes links as "
+                "links.",
             ],
         )
 
