@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 import subprocess
@@ -9,6 +10,7 @@ from collections.abc import Callable
 from typing import Any
 from unittest import mock
 
+from get_docker_image import READ_AHEAD_MIN_SIZE
 from tests.fixtures import CTX, DOCKERFILE, FAKE_DOCKER, Dir, File, Link, build_tree
 from tests.helpers import REPO_DIR, Result, ScratchDirTestCase, run_main
 
@@ -147,6 +149,29 @@ class BadInputTest(ScratchDirTestCase):
                         (status, [f"get_docker_image [ERROR] - {message}"]),
                     )
                 self.assertEqual(self.docker_calls(), [])
+
+    def test_a_read_error_names_the_file_whichever_way_it_is_read(self) -> None:
+        """Read whole, in chunks, and in chunks by a second thread (from 4 MiB)."""
+        sizes = {"small": 100, "chunked": 200_000, "read-ahead": READ_AHEAD_MIN_SIZE + 1}
+        for name, size in sizes.items():
+            with open(f"ctx/{name}", "wb") as file:
+                file.truncate(size)
+            os.chmod(f"ctx/{name}", 0o644)
+        for name in sizes:
+            for hash_mode in ("original", "docker"):
+                with self.subTest(name, hash_mode=hash_mode):
+                    error = OSError(errno.EIO, os.strerror(errno.EIO))
+                    with (
+                        mock.patch("os.read", failing_on(f"ctx/{name}", os.read, error)),
+                        mock.patch("os.readv", failing_on(f"ctx/{name}", os.readv, error)),
+                    ):
+                        result = self.run_tool("--hash-mode", hash_mode)
+                    shown = f"ctx/{name}" if hash_mode == "original" else name
+                    self.assertEqual(
+                        (result.status, result.log_messages()),
+                        (1, [f"get_docker_image [ERROR] - cannot read file '{shown}': "
+                             "Input/output error"]),
+                    )  # fmt: skip
 
     def test_missing_required_option_is_a_usage_error(self) -> None:
         result = run_main(["--container-registry", "myreg"])
