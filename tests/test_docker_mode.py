@@ -6,13 +6,21 @@ import hashlib
 import json
 import os
 import stat
+import sys
 import time
 from collections.abc import Callable
 from typing import Any
 from unittest import mock
 
 import get_docker_image
-from get_docker_image import READ_CHUNK_SIZE, HashMode, Platform, compute_tag, stream_header
+from get_docker_image import (
+    READ_CHUNK_SIZE,
+    HashMode,
+    Platform,
+    UsageError,
+    compute_tag,
+    stream_header,
+)
 from tests.fixtures import (
     CTX,
     DOCKERFILE,
@@ -171,6 +179,35 @@ class DockerModeTest(DockerModeTestCase):
         self.assertEqual(result.status, 1)
         self.assertEqual(len(result.log_messages()), 1, result.stderr)
         self.assertIn("[ERROR] - 'ctx/.dockerignore': ", result.log_messages()[0])
+
+
+class WithoutDockerignoreModuleTest(DockerModeTestCase):
+    """Docker mode needs dockerignore.py: without it, a usage error saying so,
+    from the command line and from compute_tag alike."""
+
+    MESSAGE = (
+        "--hash-mode docker needs dockerignore.py beside get_docker_image.py "
+        "(copy it from the tool)"
+    )
+
+    def setUp(self) -> None:
+        super().setUp()
+        build_tree(self.root, [DOCKERFILE, CTX])
+        patcher = mock.patch.dict(sys.modules, {"dockerignore": None})  # as if missing
+        patcher.start()
+        self.addCleanup(patcher.stop)
+
+    def test_the_command_line_gives_a_usage_error(self) -> None:
+        result = run_main(["--context", "ctx", "--repository", "r", "--hash-mode", "docker"])
+        lines = result.stderr.splitlines()
+        self.assertEqual(result.status, 2)
+        self.assertTrue(lines[0].startswith("usage: get_docker_image.py "), lines)
+        self.assertEqual(lines[-1], f"get_docker_image.py: error: {self.MESSAGE}")
+
+    def test_compute_tag_raises_the_usage_error(self) -> None:
+        with self.assertRaises(UsageError) as raised:
+            self.tag()
+        self.assertEqual(str(raised.exception), self.MESSAGE)
 
 
 class TagSeparationTest(DockerModeTestCase):
