@@ -271,6 +271,32 @@ class ProgressTest(ScratchDirTestCase):
         )
         self.assertEqual(len(messages), 3)
 
+    def test_links_hashed_as_links_count_as_files(self) -> None:
+        """The Dockerfile and 63 links: the 64th file reports, with the links'
+        target bytes (1 each) beside the Dockerfile's 25."""
+        build_tree(self.root, [DOCKERFILE, CTX, *(Link(f"ctx/l{n}", "t") for n in range(63))])
+        for hash_mode in ("original", "docker"):  # dangling links; any link
+            with (
+                self.subTest(hash_mode),
+                mock.patch.object(get_docker_image, "PROGRESS_AFTER_SECONDS", 0.0),
+                mock.patch.object(get_docker_image, "PROGRESS_EVERY_SECONDS", 0.0),
+            ):
+                result = run_main(
+                    ["--context", "ctx", "--repository", "r", "--hash-mode", hash_mode,
+                     "--print-image-name"]
+                )  # fmt: skip
+                messages = result.log_messages()
+                self.assertEqual(len(messages), 2, messages)
+                self.assertRegex(
+                    messages[0],
+                    r"^get_docker_image \[INFO\] - Hashing: 64 files, 88 bytes so far "
+                    r"\(\S+ \S+/s\)$",
+                )
+                self.assertRegex(
+                    messages[1], r"^get_docker_image \[INFO\] - Hashed 64 files, 88 bytes in "
+                    r"\d+\.\d s$"
+                )  # fmt: skip
+
     def test_a_large_file_reports_its_bytes_as_they_are_hashed(self) -> None:
         build_tree(self.root, [DOCKERFILE, CTX, File("ctx/big", b"x" * (3 * 1024 * 1024))])
         with (
