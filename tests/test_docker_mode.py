@@ -271,6 +271,26 @@ class ProgressTest(ScratchDirTestCase):
         )
         self.assertEqual(len(messages), 3)
 
+    def test_the_first_line_waits_and_the_next_ones_are_spaced(self) -> None:
+        """PROGRESS_AFTER_SECONDS before the first line, PROGRESS_EVERY_SECONDS
+        between lines: each set out of reach in turn (no clock is waited for)."""
+        build_tree(
+            self.root, [DOCKERFILE, CTX, *(File(f"ctx/f{n}", b"x" * 100) for n in range(130))]
+        )
+        first = r"^get_docker_image \[INFO\] - Hashing: 64 files, 6\.3 kB so far \(\S+ \S+/s\)$"
+        summary = r"^get_docker_image \[INFO\] - Hashed 131 files, 13\.0 kB in \d+\.\d s$"
+        for after, every, patterns in ((0.0, 1e9, [first, summary]), (1e9, 0.0, [])):
+            with (
+                self.subTest(after=after, every=every),
+                mock.patch.object(get_docker_image, "PROGRESS_AFTER_SECONDS", after),
+                mock.patch.object(get_docker_image, "PROGRESS_EVERY_SECONDS", every),
+            ):
+                result = run_main(["--context", "ctx", "--repository", "r", "--print-image-name"])
+                messages = result.log_messages()
+                self.assertEqual(len(messages), len(patterns), messages)
+                for message, pattern in zip(messages, patterns, strict=True):
+                    self.assertRegex(message, pattern)
+
     def test_links_hashed_as_links_count_as_files(self) -> None:
         """The Dockerfile and 63 links: the 64th file reports, with the links'
         target bytes (1 each) beside the Dockerfile's 25."""
