@@ -420,6 +420,11 @@ class ChangedWhileHashedTest(DockerModeTestCase):
         table = [
             ("small, grew", {len(self.SMALL): 10}, "file changed while it was hashed: 'small'"),
             (
+                "small, shrank",
+                {len(self.SMALL): 200},
+                "file changed while it was hashed: 'small'",
+            ),
+            (
                 "large, grew",
                 {len(self.LARGE): 100_000},
                 "file changed while it was hashed: 'large'",
@@ -442,6 +447,19 @@ class ChangedWhileHashedTest(DockerModeTestCase):
                 self.assertEqual(docker.status, 1)
                 self.assertEqual(docker.stdout, "")
                 self.assertEqual(docker.log_messages(), [f"get_docker_image [ERROR] - {error}"])
+
+    def test_original_mode_explains_all_it_read_of_a_file_that_changed(self) -> None:
+        for told in (10, 200):  # grew, shrank
+            with self.subTest(told=told), self.told_sizes({len(self.SMALL): told}):
+                result = run_main(["--context", "ctx", "--repository", "r", "--explain", "json"])
+                self.assertEqual(result.status, 0, result.stderr)
+                entries = [json.loads(line) for line in result.stdout.splitlines()]
+                small = [entry for entry in entries if entry.get("path") == "ctx/small"]
+                self.assertEqual(
+                    small,
+                    [{"kind": "file", "path": "ctx/small", "mode": 0o100644, "size": 100,
+                      "sha256": sha(self.SMALL)}],
+                )  # fmt: skip
 
 
 def docker_record(kind: bytes, path: bytes, mode: int, data: bytes = b"") -> bytes:
