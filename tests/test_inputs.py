@@ -90,6 +90,12 @@ class BadInputTest(ScratchDirTestCase):
             ((), denied_dir, 1, "cannot read directory 'ctx/sub': Permission denied"),
             ((), denied_listing, 1, "cannot read directory 'ctx/sub': Permission denied"),
             (
+                ("--context", "ctx/"),
+                denied_dir,
+                1,
+                "cannot read directory 'ctx/sub': Permission denied",  # one slash
+            ),
+            (
                 ("--hash-mode", "docker"),
                 denied_listing,
                 1,
