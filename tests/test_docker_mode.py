@@ -291,6 +291,24 @@ class ProgressTest(ScratchDirTestCase):
                 for message, pattern in zip(messages, patterns, strict=True):
                     self.assertRegex(message, pattern)
 
+    def test_a_file_read_in_one_small_chunk_has_no_line_of_its_own(self) -> None:
+        """Only every 64th file and every large chunk read the clock: after
+        the line at 64 files, a 100 kB file (read in one chunk) adds none."""
+        build_tree(
+            self.root,
+            [DOCKERFILE, CTX, *(File(f"ctx/f{n:02}", b"x") for n in range(63)),
+             File("ctx/z", b"z" * 100_000)],
+        )  # fmt: skip
+        with (
+            mock.patch.object(get_docker_image, "PROGRESS_AFTER_SECONDS", 0.0),
+            mock.patch.object(get_docker_image, "PROGRESS_EVERY_SECONDS", 0.0),
+        ):
+            result = run_main(["--context", "ctx", "--repository", "r", "--print-image-name"])
+        messages = result.log_messages()
+        self.assertEqual(len(messages), 2, messages)
+        self.assertRegex(messages[0], r"^get_docker_image \[INFO\] - Hashing: 64 files, 88 bytes ")
+        self.assertRegex(messages[1], r"^get_docker_image \[INFO\] - Hashed 65 files, 100\.1 kB ")
+
     def test_links_hashed_as_links_count_as_files(self) -> None:
         """The Dockerfile and 63 links: the 64th file reports, with the links'
         target bytes (1 each) beside the Dockerfile's 25."""
