@@ -10,6 +10,9 @@ import faulthandler
 import hashlib
 import os
 import socket
+import stat
+from typing import Any
+from unittest import mock
 
 from get_docker_image import compute_tag
 from tests.fixtures import CTX, DOCKERFILE, Dir, File, Link, Node, build_tree
@@ -130,7 +133,8 @@ class UnhashableByOriginalTest(ScratchDirTestCase):
             *(b"ctx/b/c" + name + b" " + record for name, record in d_records),
             *(b"ctx/d" + name + b" " + record for name, record in d_records),
         )
-        self.assertEqual(self.tag(), expected)
+        with self.assertLogs("get_docker_image", "WARNING"):  # b and d are reached twice
+            self.assertEqual(self.tag(), expected)
 
     def test_links_to_ancestors_whose_paths_end_in_any_character_or_are_the_root(self) -> None:
         build_tree(
@@ -168,14 +172,49 @@ class UnhashableByOriginalTest(ScratchDirTestCase):
         )
 
     def test_sockets_devices_and_fifos_are_skipped_unopened(self) -> None:
-        build_tree(self.root, [File("ctx/f", b"f"), Link("ctx/null", "/dev/null")])
+        """Skipped, and the files after them hashed (zz sorts last)."""
+        build_tree(
+            self.root,
+            [File("ctx/f", b"f"), Link("ctx/null", "/dev/null"), File("ctx/zz", b"z")],
+        )
         os.mkfifo("ctx/fifo", 0o644)
         listener = socket.socket(socket.AF_UNIX)
         self.addCleanup(listener.close)
         listener.bind("ctx/socket")
         if os.geteuid() == 0:
             os.mknod("ctx/device", 0o600 | 0o020000, os.makedev(1, 3))  # like /dev/null
-        self.assertEqual(self.tag(), tag_of(b"ctx " + DIR_755, b"ctx/f " + FILE_644 + b"f"))
+        opened: list[bytes] = []
+        real_open = os.open
+
+        def open_(path: Any, *args: Any, **kwargs: Any) -> int:
+            opened.append(os.path.basename(os.fsencode(path)))
+            return real_open(path, *args, **kwargs)
+
+        with mock.patch("os.open", open_):
+            tag = self.tag()
+        self.assertEqual(
+            tag,
+            tag_of(b"ctx " + DIR_755, b"ctx/f " + FILE_644 + b"f", b"ctx/zz " + FILE_644 + b"z"),
+        )
+        self.assertEqual(sorted(opened), [b"Dockerfile", b"ctx", b"f", b"zz"])
+
+    def test_a_file_that_is_no_longer_regular_once_opened_is_skipped(self) -> None:
+        """As if ctx/a became a FIFO between the listing and its open: the
+        files after it are still hashed."""
+        build_tree(self.root, [File("ctx/a", b"aaa"), File("ctx/b", b"b")])
+        real_fstat = os.fstat
+
+        def fstat(fd: int) -> os.stat_result:
+            status = real_fstat(fd)
+            if not (stat.S_ISREG(status.st_mode) and status.st_size == 3):
+                return status
+            fields = list(status[:10])
+            fields[stat.ST_MODE] = stat.S_IFIFO | 0o644
+            return os.stat_result(fields)
+
+        with mock.patch("os.fstat", fstat):
+            tag = self.tag()
+        self.assertEqual(tag, tag_of(b"ctx " + DIR_755, b"ctx/b " + FILE_644 + b"b"))
 
     def test_symlinked_dockerfile_and_context_are_followed(self) -> None:
         build_tree(self.root, [Link("Dockerfile.link", "Dockerfile"), Link("ctx.link", "ctx")])
