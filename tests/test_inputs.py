@@ -157,27 +157,31 @@ class BadInputTest(ScratchDirTestCase):
                 self.assertEqual(self.docker_calls(), [])
 
     def test_a_read_error_names_the_file_whichever_way_it_is_read(self) -> None:
-        """Read whole, in chunks, and in chunks by a second thread (from 4 MiB)."""
+        """Read whole, in chunks, and in chunks by a second thread (from 4 MiB);
+        the Dockerfile too."""
         sizes = {"small": 100, "chunked": 200_000, "read-ahead": READ_AHEAD_MIN_SIZE + 1}
         for name, size in sizes.items():
             with open(f"ctx/{name}", "wb") as file:
                 file.truncate(size)
             os.chmod(f"ctx/{name}", 0o644)
+        # (the file failing, hash mode, the error line after "[ERROR] - ")
+        table = [("Dockerfile", mode, "cannot read Dockerfile 'Dockerfile'")
+                 for mode in ("original", "docker")]  # fmt: skip
         for name in sizes:
-            for hash_mode in ("original", "docker"):
-                with self.subTest(name, hash_mode=hash_mode):
-                    error = OSError(errno.EIO, os.strerror(errno.EIO))
-                    with (
-                        mock.patch("os.read", failing_on(f"ctx/{name}", os.read, error)),
-                        mock.patch("os.readv", failing_on(f"ctx/{name}", os.readv, error)),
-                    ):
-                        result = self.run_tool("--hash-mode", hash_mode)
-                    shown = f"ctx/{name}" if hash_mode == "original" else name
-                    self.assertEqual(
-                        (result.status, result.log_messages()),
-                        (1, [f"get_docker_image [ERROR] - cannot read file '{shown}': "
-                             "Input/output error"]),
-                    )  # fmt: skip
+            table.append((f"ctx/{name}", "original", f"cannot read file 'ctx/{name}'"))
+            table.append((f"ctx/{name}", "docker", f"cannot read file '{name}'"))  # as hashed
+        for path, hash_mode, message in table:
+            with self.subTest(path, hash_mode=hash_mode):
+                error = OSError(errno.EIO, os.strerror(errno.EIO))
+                with (
+                    mock.patch("os.read", failing_on(path, os.read, error)),
+                    mock.patch("os.readv", failing_on(path, os.readv, error)),
+                ):
+                    result = self.run_tool("--hash-mode", hash_mode)
+                self.assertEqual(
+                    (result.status, result.log_messages()),
+                    (1, [f"get_docker_image [ERROR] - {message}: Input/output error"]),
+                )
 
     def test_missing_required_option_is_a_usage_error(self) -> None:
         result = run_main(["--container-registry", "myreg"])
