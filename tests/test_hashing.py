@@ -273,13 +273,18 @@ class OriginalModeWarningTest(ScratchDirTestCase):
             ],
         )
 
-    def test_warning_lines_of_link_trees(self) -> None:
+    def test_warning_lines_name_the_first_example_in_walk_order(self) -> None:
         """Each tree's exact warnings: links inside give none; the example is
-        the first link found outside, in walk order, or the path that
-        reached a directory a second time."""
+        the first found in walk order: a link outside, a path that reached a
+        directory a second time, a .git directory."""
         outside = (
             "get_docker_image [WARNING] - A symlink leads outside the context ({}): the tag "
             "hashes what it points to on this runner; --hash-mode docker hashes the link itself."
+        )
+        git = (
+            "get_docker_image [WARNING] - The context holds a .git directory ({}): its files "
+            "change with every git command, and so does the tag; --hash-mode docker would not "
+            "hash it when .dockerignore lists it."
         )
         twice = (
             "get_docker_image [WARNING] - A directory is reached a second time through "
@@ -311,9 +316,15 @@ class OriginalModeWarningTest(ScratchDirTestCase):
                 [outside.format("'ctx/a/out'")],
             ),
             (
-                "a directory reached again from a later directory",
-                [Dir("ctx/a"), Dir("ctx/a/x"), Dir("ctx/b"), Link("ctx/b/l", "../a/x")],
+                "a directory reached again from two later directories",
+                [Dir("ctx/a"), Dir("ctx/a/x"), Dir("ctx/b"), Link("ctx/b/l", "../a/x"),
+                 Dir("ctx/c"), Link("ctx/c/m", "../a/x")],
                 [twice.format("'ctx/b/l'")],
+            ),
+            (
+                "two .git directories",
+                [Dir("ctx/.git"), Dir("ctx/sub"), Dir("ctx/sub/.git")],
+                [git.format("'ctx/.git'")],
             ),
         ]  # fmt: skip
         for number, (name, nodes, warnings) in enumerate(table):
