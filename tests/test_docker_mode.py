@@ -548,6 +548,24 @@ class SpelledOutStreamTest(DockerModeTestCase):
                     docker_record(b"file", b"a/f", 0o644, b"f"),
                 ],
             ),
+            (
+                # a/b/c inherits what a/b matched (a, then !a/b), not only what
+                # the excluded a matched: it is sent.
+                "a directory re-included inside an excluded one passes its matches on",
+                [
+                    File("ctx/.dockerignore", b"a\n!a/b\n"),
+                    Dir("ctx/a"),
+                    Dir("ctx/a/b"),
+                    File("ctx/a/b/c", b"c"),
+                    File("ctx/a/d", b"d"),
+                ],
+                "",
+                [
+                    docker_record(b"file", b".dockerignore", 0o644, b"a\n!a/b\n"),
+                    docker_record(b"dir", b"a/b", 0o755),
+                    docker_record(b"file", b"a/b/c", 0o644, b"c"),
+                ],
+            ),
         ]
         for number, (name, nodes, args, records) in enumerate(table):
             with self.subTest(name):
