@@ -90,6 +90,23 @@ class UnhashableByOriginalTest(ScratchDirTestCase):
         )
         self.assertEqual(self.tag(), expected)
 
+    def test_loop_through_a_subdirectory_of_a_followed_directory(self) -> None:
+        """The walk keeps the followed directory's path below it: the link
+        back into ctx from outside/s is a loop too."""
+        build_tree(
+            self.root,
+            [Dir("outside"), Dir("outside/s"), Link("outside/s/back", "../../ctx"),
+             Link("ctx/out", "../outside")],
+        )  # fmt: skip
+        expected = tag_of(
+            b"ctx " + DIR_755,
+            b"ctx/out " + DIR_755,
+            b"ctx/out/s " + DIR_755,
+            b"ctx/out/s/back " + LINK + b"../../ctx",
+        )
+        with self.assertLogs("get_docker_image", "WARNING"):  # ctx/out leads outside
+            self.assertEqual(self.tag(), expected)
+
     def test_sibling_directory_links_are_followed_not_taken_for_loops(self) -> None:
         build_tree(
             self.root,
