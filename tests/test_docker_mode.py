@@ -6,14 +6,32 @@ import hashlib
 import json
 import os
 import stat
+import sys
 import time
 from collections.abc import Callable
 from typing import Any
 from unittest import mock
 
 import get_docker_image
-from get_docker_image import HashMode, Platform, compute_tag, stream_header
-from tests.fixtures import CTX, DOCKERFILE, Dir, Fifo, File, Link, build_tree
+from get_docker_image import (
+    READ_CHUNK_SIZE,
+    HashMode,
+    Platform,
+    UsageError,
+    compute_tag,
+    stream_header,
+)
+from tests.fixtures import (
+    CTX,
+    DOCKERFILE,
+    Dir,
+    Fifo,
+    File,
+    Link,
+    Node,
+    build_tree,
+    pseudo_random_bytes,
+)
 from tests.helpers import Result, ScratchDirTestCase, run_main
 
 # The target platform of every test here: ScratchDirTestCase sets DOCKER_DEFAULT_PLATFORM.
@@ -163,6 +181,35 @@ class DockerModeTest(DockerModeTestCase):
         self.assertIn("[ERROR] - 'ctx/.dockerignore': ", result.log_messages()[0])
 
 
+class WithoutDockerignoreModuleTest(DockerModeTestCase):
+    """Docker mode needs dockerignore.py: without it, a usage error saying so,
+    from the command line and from compute_tag alike."""
+
+    MESSAGE = (
+        "--hash-mode docker needs dockerignore.py beside get_docker_image.py "
+        "(copy it from the tool)"
+    )
+
+    def setUp(self) -> None:
+        super().setUp()
+        build_tree(self.root, [DOCKERFILE, CTX])
+        patcher = mock.patch.dict(sys.modules, {"dockerignore": None})  # as if missing
+        patcher.start()
+        self.addCleanup(patcher.stop)
+
+    def test_the_command_line_gives_a_usage_error(self) -> None:
+        result = run_main(["--context", "ctx", "--repository", "r", "--hash-mode", "docker"])
+        lines = result.stderr.splitlines()
+        self.assertEqual(result.status, 2)
+        self.assertTrue(lines[0].startswith("usage: get_docker_image.py "), lines)
+        self.assertEqual(lines[-1], f"get_docker_image.py: error: {self.MESSAGE}")
+
+    def test_compute_tag_raises_the_usage_error(self) -> None:
+        with self.assertRaises(UsageError) as raised:
+            self.tag()
+        self.assertEqual(str(raised.exception), self.MESSAGE)
+
+
 class TagSeparationTest(DockerModeTestCase):
     def test_non_default_tags_start_with_a_header_no_original_stream_has(self) -> None:
         original, docker = HashMode.ORIGINAL, HashMode.DOCKER
@@ -223,6 +270,70 @@ class ProgressTest(ScratchDirTestCase):
             messages[2], r"^get_docker_image \[INFO\] - Hashed 131 files, 13\.0 kB in \d+\.\d s$"
         )
         self.assertEqual(len(messages), 3)
+
+    def test_the_first_line_waits_and_the_next_ones_are_spaced(self) -> None:
+        """PROGRESS_AFTER_SECONDS before the first line, PROGRESS_EVERY_SECONDS
+        between lines: each set out of reach in turn (no clock is waited for)."""
+        build_tree(
+            self.root, [DOCKERFILE, CTX, *(File(f"ctx/f{n}", b"x" * 100) for n in range(130))]
+        )
+        first = r"^get_docker_image \[INFO\] - Hashing: 64 files, 6\.3 kB so far \(\S+ \S+/s\)$"
+        summary = r"^get_docker_image \[INFO\] - Hashed 131 files, 13\.0 kB in \d+\.\d s$"
+        for after, every, patterns in ((0.0, 1e9, [first, summary]), (1e9, 0.0, [])):
+            with (
+                self.subTest(after=after, every=every),
+                mock.patch.object(get_docker_image, "PROGRESS_AFTER_SECONDS", after),
+                mock.patch.object(get_docker_image, "PROGRESS_EVERY_SECONDS", every),
+            ):
+                result = run_main(["--context", "ctx", "--repository", "r", "--print-image-name"])
+                messages = result.log_messages()
+                self.assertEqual(len(messages), len(patterns), messages)
+                for message, pattern in zip(messages, patterns, strict=True):
+                    self.assertRegex(message, pattern)
+
+    def test_a_file_read_in_one_small_chunk_has_no_line_of_its_own(self) -> None:
+        """Only every 64th file and every large chunk read the clock: after
+        the line at 64 files, a 100 kB file (read in one chunk) adds none."""
+        build_tree(
+            self.root,
+            [DOCKERFILE, CTX, *(File(f"ctx/f{n:02}", b"x") for n in range(63)),
+             File("ctx/z", b"z" * 100_000)],
+        )  # fmt: skip
+        with (
+            mock.patch.object(get_docker_image, "PROGRESS_AFTER_SECONDS", 0.0),
+            mock.patch.object(get_docker_image, "PROGRESS_EVERY_SECONDS", 0.0),
+        ):
+            result = run_main(["--context", "ctx", "--repository", "r", "--print-image-name"])
+        messages = result.log_messages()
+        self.assertEqual(len(messages), 2, messages)
+        self.assertRegex(messages[0], r"^get_docker_image \[INFO\] - Hashing: 64 files, 88 bytes ")
+        self.assertRegex(messages[1], r"^get_docker_image \[INFO\] - Hashed 65 files, 100\.1 kB ")
+
+    def test_links_hashed_as_links_count_as_files(self) -> None:
+        """The Dockerfile and 63 links: the 64th file reports, with the links'
+        target bytes (1 each) beside the Dockerfile's 25."""
+        build_tree(self.root, [DOCKERFILE, CTX, *(Link(f"ctx/l{n}", "t") for n in range(63))])
+        for hash_mode in ("original", "docker"):  # dangling links; any link
+            with (
+                self.subTest(hash_mode),
+                mock.patch.object(get_docker_image, "PROGRESS_AFTER_SECONDS", 0.0),
+                mock.patch.object(get_docker_image, "PROGRESS_EVERY_SECONDS", 0.0),
+            ):
+                result = run_main(
+                    ["--context", "ctx", "--repository", "r", "--hash-mode", hash_mode,
+                     "--print-image-name"]
+                )  # fmt: skip
+                messages = result.log_messages()
+                self.assertEqual(len(messages), 2, messages)
+                self.assertRegex(
+                    messages[0],
+                    r"^get_docker_image \[INFO\] - Hashing: 64 files, 88 bytes so far "
+                    r"\(\S+ \S+/s\)$",
+                )
+                self.assertRegex(
+                    messages[1], r"^get_docker_image \[INFO\] - Hashed 64 files, 88 bytes in "
+                    r"\d+\.\d s$"
+                )  # fmt: skip
 
     def test_a_large_file_reports_its_bytes_as_they_are_hashed(self) -> None:
         build_tree(self.root, [DOCKERFILE, CTX, File("ctx/big", b"x" * (3 * 1024 * 1024))])
@@ -327,6 +438,11 @@ class ChangedWhileHashedTest(DockerModeTestCase):
         table = [
             ("small, grew", {len(self.SMALL): 10}, "file changed while it was hashed: 'small'"),
             (
+                "small, shrank",
+                {len(self.SMALL): 200},
+                "file changed while it was hashed: 'small'",
+            ),
+            (
                 "large, grew",
                 {len(self.LARGE): 100_000},
                 "file changed while it was hashed: 'large'",
@@ -349,3 +465,115 @@ class ChangedWhileHashedTest(DockerModeTestCase):
                 self.assertEqual(docker.status, 1)
                 self.assertEqual(docker.stdout, "")
                 self.assertEqual(docker.log_messages(), [f"get_docker_image [ERROR] - {error}"])
+
+    def test_original_mode_explains_all_it_read_of_a_file_that_changed(self) -> None:
+        for told in (10, 200):  # grew, shrank
+            with self.subTest(told=told), self.told_sizes({len(self.SMALL): told}):
+                result = run_main(["--context", "ctx", "--repository", "r", "--explain", "json"])
+                self.assertEqual(result.status, 0, result.stderr)
+                entries = [json.loads(line) for line in result.stdout.splitlines()]
+                small = [entry for entry in entries if entry.get("path") == "ctx/small"]
+                self.assertEqual(
+                    small,
+                    [{"kind": "file", "path": "ctx/small", "mode": 0o100644, "size": 100,
+                      "sha256": sha(self.SMALL)}],
+                )  # fmt: skip
+
+
+def docker_record(kind: bytes, path: bytes, mode: int, data: bytes = b"") -> bytes:
+    """One record of the docker-mode stream as documented, then its bytes."""
+    return b"%s\0%s\0%o\0%d\0" % (kind, path, mode, len(data)) + data
+
+
+class SpelledOutStreamTest(DockerModeTestCase):
+    """Docker-mode tags spelled out record by record from the documented
+    scheme (_DockerRecords), so that these vectors do not come from the code."""
+
+    HEADER = b"\0get_docker_image v1 hash-mode=docker\0" + b"platform\0linux/amd64\0"
+
+    def expected_tag(self, args: bytes, *records: bytes) -> str:
+        stream = self.HEADER + b"args\0%d\0" % len(args) + args
+        stream += docker_record(b"dockerfile", b"", 0, DOCKERFILE.data)
+        stream += docker_record(b"dir", b".", 0)  # the root: its mode is not hashed
+        return "image_content_digest_" + sha(stream + b"".join(records))
+
+    def test_tags_of_trees_spelled_out(self) -> None:
+        big = pseudo_random_bytes(READ_CHUNK_SIZE + 1)  # read in two chunks
+        exact = pseudo_random_bytes(READ_CHUNK_SIZE)  # a full chunk, then an empty read
+        table: list[tuple[str, list[Node], str, list[bytes]]] = [
+            ("empty context", [], "", []),
+            (
+                "files, a link and directories",
+                [
+                    File("ctx/a", b"a", 0o600),
+                    File("ctx/empty", b"", 0o755),
+                    Link("ctx/l", "a"),
+                    Dir("ctx/d", 0o700),
+                    File("ctx/d/f", b"f"),
+                    Dir("ctx/d/e", 0o750),
+                ],
+                "--build-arg A=1",
+                [
+                    docker_record(b"file", b"a", 0o600, b"a"),
+                    docker_record(b"file", b"empty", 0o755),
+                    docker_record(b"link", b"l", 0o777, b"a"),
+                    docker_record(b"dir", b"d", 0o700),
+                    docker_record(b"file", b"d/f", 0o644, b"f"),
+                    docker_record(b"dir", b"d/e", 0o750),
+                ],
+            ),
+            (
+                "files read in chunks",
+                [File("ctx/big", big), File("ctx/exact", exact)],
+                "",
+                [
+                    docker_record(b"file", b"big", 0o644, big),
+                    docker_record(b"file", b"exact", 0o644, exact),
+                ],
+            ),
+            (
+                # Docker matches a/f with what its directory matched (a, and
+                # !a/f), not by trying `a` again on a/f's parents: a/f is sent,
+                # without a record for a.
+                "an exception in an excluded directory, with what its parent matched",
+                [
+                    File("ctx/.dockerignore", b"a\n!a/f\na\n"),
+                    Dir("ctx/a"),
+                    File("ctx/a/f", b"f"),
+                    File("ctx/a/g", b"g"),
+                ],
+                "",
+                [
+                    docker_record(b"file", b".dockerignore", 0o644, b"a\n!a/f\na\n"),
+                    docker_record(b"file", b"a/f", 0o644, b"f"),
+                ],
+            ),
+            (
+                # a/b/c inherits what a/b matched (a, then !a/b), not only what
+                # the excluded a matched: it is sent.
+                "a directory re-included inside an excluded one passes its matches on",
+                [
+                    File("ctx/.dockerignore", b"a\n!a/b\n"),
+                    Dir("ctx/a"),
+                    Dir("ctx/a/b"),
+                    File("ctx/a/b/c", b"c"),
+                    File("ctx/a/d", b"d"),
+                ],
+                "",
+                [
+                    docker_record(b"file", b".dockerignore", 0o644, b"a\n!a/b\n"),
+                    docker_record(b"dir", b"a/b", 0o755),
+                    docker_record(b"file", b"a/b/c", 0o644, b"c"),
+                ],
+            ),
+        ]
+        for number, (name, nodes, args, records) in enumerate(table):
+            with self.subTest(name):
+                os.chdir(self.root)
+                os.mkdir(str(number), 0o755)
+                os.chdir(str(number))
+                build_tree(".", [DOCKERFILE, CTX, *nodes])
+                tag = compute_tag(
+                    args, "Dockerfile", "ctx", hash_mode=HashMode.DOCKER, platforms=[AMD64]
+                )
+                self.assertEqual(tag, self.expected_tag(args.encode(), *records))

@@ -10,9 +10,12 @@ import faulthandler
 import hashlib
 import os
 import socket
+import stat
+from typing import Any
+from unittest import mock
 
 from get_docker_image import compute_tag
-from tests.fixtures import CTX, DOCKERFILE, Dir, File, Link, build_tree
+from tests.fixtures import CTX, DOCKERFILE, Dir, File, Link, Node, build_tree
 from tests.helpers import ScratchDirTestCase, run_main
 
 FILE_644 = b"33188"
@@ -87,6 +90,23 @@ class UnhashableByOriginalTest(ScratchDirTestCase):
         )
         self.assertEqual(self.tag(), expected)
 
+    def test_loop_through_a_subdirectory_of_a_followed_directory(self) -> None:
+        """The walk keeps the followed directory's path below it: the link
+        back into ctx from outside/s is a loop too."""
+        build_tree(
+            self.root,
+            [Dir("outside"), Dir("outside/s"), Link("outside/s/back", "../../ctx"),
+             Link("ctx/out", "../outside")],
+        )  # fmt: skip
+        expected = tag_of(
+            b"ctx " + DIR_755,
+            b"ctx/out " + DIR_755,
+            b"ctx/out/s " + DIR_755,
+            b"ctx/out/s/back " + LINK + b"../../ctx",
+        )
+        with self.assertLogs("get_docker_image", "WARNING"):  # ctx/out leads outside
+            self.assertEqual(self.tag(), expected)
+
     def test_sibling_directory_links_are_followed_not_taken_for_loops(self) -> None:
         build_tree(
             self.root,
@@ -101,6 +121,51 @@ class UnhashableByOriginalTest(ScratchDirTestCase):
             b"ctx/b " + DIR_755,
             b"ctx/b/c " + LINK + b"../b",
             b"ctx/b/f " + FILE_644 + b"f",
+        )
+        self.assertEqual(self.tag(), expected)
+
+    def test_links_into_directories_reached_through_links(self) -> None:
+        """Each directory link is resolved on its own (a/c leads to d, not to
+        where a led); inside a followed directory, its subdirectories and
+        links to files are followed too."""
+        build_tree(
+            self.root,
+            [
+                Link("ctx/a", "b"),
+                Dir("ctx/b"),
+                Link("ctx/b/c", "../d"),
+                Dir("ctx/d"),
+                File("ctx/d/f", b"f"),
+                Link("ctx/d/lf", "f"),
+                Dir("ctx/d/e"),
+            ],
+        )
+        d_records = [(b"", DIR_755), (b"/f", FILE_644 + b"f"), (b"/lf", FILE_644 + b"f"),
+                     (b"/e", DIR_755)]  # fmt: skip
+        expected = tag_of(
+            b"ctx " + DIR_755,
+            b"ctx/a " + DIR_755,
+            *(b"ctx/a/c" + name + b" " + record for name, record in d_records),
+            b"ctx/b " + DIR_755,
+            *(b"ctx/b/c" + name + b" " + record for name, record in d_records),
+            *(b"ctx/d" + name + b" " + record for name, record in d_records),
+        )
+        with self.assertLogs("get_docker_image", "WARNING"):  # b and d are reached twice
+            self.assertEqual(self.tag(), expected)
+
+    def test_links_to_ancestors_whose_paths_end_in_any_character_or_are_the_root(self) -> None:
+        build_tree(
+            self.root,
+            [Dir("ctx/d "), Link("ctx/d /self", "."), Dir("ctx/dX"), Link("ctx/dX/self", "."),
+             Link("ctx/slash", "/")],
+        )  # fmt: skip
+        expected = tag_of(
+            b"ctx " + DIR_755,
+            b"ctx/slash " + LINK + b"/",
+            b"ctx/d  " + DIR_755,
+            b"ctx/d /self " + LINK + b".",
+            b"ctx/dX " + DIR_755,
+            b"ctx/dX/self " + LINK + b".",
         )
         self.assertEqual(self.tag(), expected)
 
@@ -124,14 +189,49 @@ class UnhashableByOriginalTest(ScratchDirTestCase):
         )
 
     def test_sockets_devices_and_fifos_are_skipped_unopened(self) -> None:
-        build_tree(self.root, [File("ctx/f", b"f"), Link("ctx/null", "/dev/null")])
+        """Skipped, and the files after them hashed (zz sorts last)."""
+        build_tree(
+            self.root,
+            [File("ctx/f", b"f"), Link("ctx/null", "/dev/null"), File("ctx/zz", b"z")],
+        )
         os.mkfifo("ctx/fifo", 0o644)
         listener = socket.socket(socket.AF_UNIX)
         self.addCleanup(listener.close)
         listener.bind("ctx/socket")
         if os.geteuid() == 0:
             os.mknod("ctx/device", 0o600 | 0o020000, os.makedev(1, 3))  # like /dev/null
-        self.assertEqual(self.tag(), tag_of(b"ctx " + DIR_755, b"ctx/f " + FILE_644 + b"f"))
+        opened: list[bytes] = []
+        real_open = os.open
+
+        def open_(path: Any, *args: Any, **kwargs: Any) -> int:
+            opened.append(os.path.basename(os.fsencode(path)))
+            return real_open(path, *args, **kwargs)
+
+        with mock.patch("os.open", open_):
+            tag = self.tag()
+        self.assertEqual(
+            tag,
+            tag_of(b"ctx " + DIR_755, b"ctx/f " + FILE_644 + b"f", b"ctx/zz " + FILE_644 + b"z"),
+        )
+        self.assertEqual(sorted(opened), [b"Dockerfile", b"ctx", b"f", b"zz"])
+
+    def test_a_file_that_is_no_longer_regular_once_opened_is_skipped(self) -> None:
+        """As if ctx/a became a FIFO between the listing and its open: the
+        files after it are still hashed."""
+        build_tree(self.root, [File("ctx/a", b"aaa"), File("ctx/b", b"b")])
+        real_fstat = os.fstat
+
+        def fstat(fd: int) -> os.stat_result:
+            status = real_fstat(fd)
+            if not (stat.S_ISREG(status.st_mode) and status.st_size == 3):
+                return status
+            fields = list(status[:10])
+            fields[stat.ST_MODE] = stat.S_IFIFO | 0o644
+            return os.stat_result(fields)
+
+        with mock.patch("os.fstat", fstat):
+            tag = self.tag()
+        self.assertEqual(tag, tag_of(b"ctx " + DIR_755, b"ctx/b " + FILE_644 + b"b"))
 
     def test_symlinked_dockerfile_and_context_are_followed(self) -> None:
         build_tree(self.root, [Link("Dockerfile.link", "Dockerfile"), Link("ctx.link", "ctx")])
@@ -166,7 +266,10 @@ class OriginalModeWarningTest(ScratchDirTestCase):
                 File("ctx/.git/HEAD", b"ref: refs/heads/main\n"),
                 Dir("ctx/sub"),
                 File("ctx/sub/f", b"f"),
-                Link("ctx/again", "sub"),
+                # In another directory than sub: which of two entries of one
+                # directory comes first is the file system's order.
+                Dir("ctx/z"),
+                Link("ctx/z/again", "../sub"),
                 Link("ctx/passwd", "/etc/hostname"),
             ],
         )
@@ -182,9 +285,73 @@ class OriginalModeWarningTest(ScratchDirTestCase):
                 "('ctx/passwd'): the tag hashes what it points to on this runner; "
                 "--hash-mode docker hashes the link itself.",
                 "get_docker_image [WARNING] - A directory is reached a second time through "
-                "symlinks ('ctx/sub') and hashed again; --hash-mode docker hashes links as links.",
+                "symlinks ('ctx/z/again') and hashed again; --hash-mode docker hashes links as "
+                "links.",
             ],
         )
+
+    def test_warning_lines_name_the_first_example_in_walk_order(self) -> None:
+        """Each tree's exact warnings: links inside give none; the example is
+        the first found in walk order: a link outside, a path that reached a
+        directory a second time, a .git directory."""
+        outside = (
+            "get_docker_image [WARNING] - A symlink leads outside the context ({}): the tag "
+            "hashes what it points to on this runner; --hash-mode docker hashes the link itself."
+        )
+        git = (
+            "get_docker_image [WARNING] - The context holds a .git directory ({}): its files "
+            "change with every git command, and so does the tag; --hash-mode docker would not "
+            "hash it when .dockerignore lists it."
+        )
+        twice = (
+            "get_docker_image [WARNING] - A directory is reached a second time through "
+            "symlinks ({}) and hashed again; --hash-mode docker hashes links as links."
+        )
+        table: list[tuple[str, list[Node], list[str]]] = [
+            (
+                "links to files inside, by relative targets",
+                [Dir("ctx/sub"), File("ctx/sub/real", b"r"), Link("ctx/sub/l", "real"),
+                 Link("ctx/sub/up", "../top"), File("ctx/top", b"t")],
+                [],
+            ),
+            (
+                "links to files outside, in two directories",
+                [File("outside", b"o"), Dir("ctx/a"), Link("ctx/a/out", "../../outside"),
+                 Dir("ctx/b"), Link("ctx/b/out", "../../outside")],
+                [outside.format("'ctx/a/out'")],
+            ),
+            (
+                "a link to a directory outside",
+                [Dir("shared"), File("shared/s", b"s"), Link("ctx/shared", "../shared")],
+                [outside.format("'ctx/shared'")],
+            ),
+            (
+                "a link to a file, then one to a directory, outside",
+                [File("outside", b"o"), Dir("shared"), Dir("ctx/a"),
+                 Link("ctx/a/out", "../../outside"), Dir("ctx/b"),
+                 Link("ctx/b/shared", "../../shared")],
+                [outside.format("'ctx/a/out'")],
+            ),
+            (
+                "a directory reached again from two later directories",
+                [Dir("ctx/a"), Dir("ctx/a/x"), Dir("ctx/b"), Link("ctx/b/l", "../a/x"),
+                 Dir("ctx/c"), Link("ctx/c/m", "../a/x")],
+                [twice.format("'ctx/b/l'")],
+            ),
+            (
+                "two .git directories",
+                [Dir("ctx/.git"), Dir("ctx/sub"), Dir("ctx/sub/.git")],
+                [git.format("'ctx/.git'")],
+            ),
+        ]  # fmt: skip
+        for number, (name, nodes, warnings) in enumerate(table):
+            with self.subTest(name):
+                os.chdir(self.root)
+                os.mkdir(str(number))
+                os.chdir(str(number))
+                build_tree(".", [DOCKERFILE, CTX, *nodes])
+                result = run_main(["--context", "ctx", "--repository", "r", "--print-image-name"])
+                self.assertEqual((result.status, result.log_messages()), (0, warnings))
 
     def test_a_plain_context_gets_no_warning(self) -> None:
         build_tree(self.root, [DOCKERFILE, CTX, Dir("ctx/sub"), File("ctx/sub/f", b"f")])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 import subprocess
@@ -9,14 +10,16 @@ from collections.abc import Callable
 from typing import Any
 from unittest import mock
 
-from tests.fixtures import CTX, DOCKERFILE, FAKE_DOCKER, Dir, File, build_tree
+from get_docker_image import READ_AHEAD_MIN_SIZE
+from tests.fixtures import CTX, DOCKERFILE, FAKE_DOCKER, Dir, File, Link, build_tree
 from tests.helpers import REPO_DIR, Result, ScratchDirTestCase, run_main
 
 REAL_OPEN = os.open
 
 
 def denied_for(name: bytes, real: Callable[..., Any]) -> Callable[..., Any]:
-    """Wraps os.open to fail with EACCES for paths ending in `name`."""
+    """Wraps os.open (or another call taking a path first) to fail with
+    EACCES for paths ending in `name`."""
 
     def wrapper(target: Any, *args: Any, **kwargs: Any) -> Any:
         if os.path.basename(os.fsencode(target)) == name:
@@ -26,12 +29,32 @@ def denied_for(name: bytes, real: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
+def failing_on(path: str, real: Callable[..., Any], error: OSError) -> Callable[..., Any]:
+    """Wraps a call taking a file descriptor first (os.scandir, os.read) to
+    raise `error` when that descriptor is the file at `path`."""
+    status = os.stat(path)
+
+    def wrapper(fd: Any, *args: Any, **kwargs: Any) -> Any:
+        if isinstance(fd, int) and os.path.samestat(os.fstat(fd), status):
+            raise error
+        return real(fd, *args, **kwargs)
+
+    return wrapper
+
+
 class BadInputTest(ScratchDirTestCase):
     def setUp(self) -> None:
         super().setUp()
         build_tree(
             self.root,
-            [DOCKERFILE, CTX, File("ctx/secret", b"s", 0o600), Dir("ctx/sub"), File("plain", b"")],
+            [
+                DOCKERFILE,
+                CTX,
+                File("ctx/secret", b"s", 0o600),
+                Dir("ctx/sub"),
+                Link("ctx/dangling", "nowhere"),
+                File("plain", b""),
+            ],
         )
         os.mkfifo("fifo", 0o600)
 
@@ -50,6 +73,12 @@ class BadInputTest(ScratchDirTestCase):
     def test_bad_input_table(self) -> None:
         denied_file = mock.patch("os.open", denied_for(b"secret", REAL_OPEN))
         denied_dir = mock.patch("os.open", denied_for(b"sub", REAL_OPEN))
+        # The directory opens, but listing it fails.
+        denied_listing = mock.patch(
+            "os.scandir",
+            failing_on("ctx/sub", os.scandir, PermissionError(13, "Permission denied")),
+        )
+        denied_link = mock.patch("os.readlink", denied_for(b"dangling", os.readlink))
         # (options, patch or None, exit status, the error line after "[ERROR] - ")
         table: list[tuple[tuple[str, ...], Any, int, str]] = [
             (("--dockerfile", "missing"), None, 1, "Dockerfile not found: 'missing'"),
@@ -59,6 +88,26 @@ class BadInputTest(ScratchDirTestCase):
             (("--context", "plain"), None, 1, "context is not a directory: 'plain'"),
             ((), denied_file, 1, "cannot read file 'ctx/secret': Permission denied"),
             ((), denied_dir, 1, "cannot read directory 'ctx/sub': Permission denied"),
+            ((), denied_listing, 1, "cannot read directory 'ctx/sub': Permission denied"),
+            (
+                ("--context", "ctx/"),
+                denied_dir,
+                1,
+                "cannot read directory 'ctx/sub': Permission denied",  # one slash
+            ),
+            (
+                ("--hash-mode", "docker"),
+                denied_listing,
+                1,
+                "cannot read directory 'ctx/sub': Permission denied",
+            ),
+            ((), denied_link, 1, "cannot read symlink 'ctx/dangling': Permission denied"),
+            (
+                ("--hash-mode", "docker"),
+                denied_link,
+                1,
+                "cannot read symlink 'dangling': Permission denied",  # as hashed: in the context
+            ),
             (
                 ("--docker-build-args", "--build-arg A='x"),
                 None,
@@ -106,6 +155,33 @@ class BadInputTest(ScratchDirTestCase):
                         (status, [f"get_docker_image [ERROR] - {message}"]),
                     )
                 self.assertEqual(self.docker_calls(), [])
+
+    def test_a_read_error_names_the_file_whichever_way_it_is_read(self) -> None:
+        """Read whole, in chunks, and in chunks by a second thread (from 4 MiB);
+        the Dockerfile too."""
+        sizes = {"small": 100, "chunked": 200_000, "read-ahead": READ_AHEAD_MIN_SIZE + 1}
+        for name, size in sizes.items():
+            with open(f"ctx/{name}", "wb") as file:
+                file.truncate(size)
+            os.chmod(f"ctx/{name}", 0o644)
+        # (the file failing, hash mode, the error line after "[ERROR] - ")
+        table = [("Dockerfile", mode, "cannot read Dockerfile 'Dockerfile'")
+                 for mode in ("original", "docker")]  # fmt: skip
+        for name in sizes:
+            table.append((f"ctx/{name}", "original", f"cannot read file 'ctx/{name}'"))
+            table.append((f"ctx/{name}", "docker", f"cannot read file '{name}'"))  # as hashed
+        for path, hash_mode, message in table:
+            with self.subTest(path, hash_mode=hash_mode):
+                error = OSError(errno.EIO, os.strerror(errno.EIO))
+                with (
+                    mock.patch("os.read", failing_on(path, os.read, error)),
+                    mock.patch("os.readv", failing_on(path, os.readv, error)),
+                ):
+                    result = self.run_tool("--hash-mode", hash_mode)
+                self.assertEqual(
+                    (result.status, result.log_messages()),
+                    (1, [f"get_docker_image [ERROR] - {message}: Input/output error"]),
+                )
 
     def test_missing_required_option_is_a_usage_error(self) -> None:
         result = run_main(["--container-registry", "myreg"])
