@@ -268,6 +268,13 @@ class PruneTestCase(ScratchDirTestCase):
         self.addCleanup(server.close)
         return server
 
+    def use(self, server: MemoryRegistry) -> None:
+        """Runs against `server` instead of the plain MemoryRegistry."""
+        self.memory = self.serve(server)
+        self.address = server.address
+        self.client = registry.Registry(server.address, timeout=5, plain_http=True)
+        self.addCleanup(self.client.close)
+
     def argv(self, *extra: str, address: str | None = None) -> list[str]:
         return [
             "--context",
@@ -530,12 +537,6 @@ def one_request_at_a_time() -> Iterator[None]:
 
 
 class PruneFailureTest(PruneTestCase):
-    def use(self, server: MemoryRegistry) -> None:
-        self.memory = self.serve(server)
-        self.address = server.address
-        self.client = registry.Registry(server.address, timeout=5, plain_http=True)
-        self.addCleanup(self.client.close)
-
     def test_a_delete_failing_midway_stops_the_run_and_says_which_tags_went(self) -> None:
         troubled = TroubledRegistry("DELETE", "", 500, "UNKNOWN", first=3)
         self.use(troubled)
@@ -591,7 +592,11 @@ class PruneFailureTest(PruneTestCase):
         result = self.prune("--keep-newest", "0")
         self.assertEqual(result.status, 0, result.stderr)
         self.assertEqual(result.stdout.splitlines(), [delete_line(old)])
-        self.assertIn("failed for a transient reason; retry 1 of 1", result.stderr)
+        self.assertIn(
+            f"get_docker_image [WARNING] - GET {old.tag} failed for a transient reason; "
+            "retry 1 of 1 in 0.0 s",
+            result.log_messages(),
+        )
 
     def test_a_manifest_already_deleted_by_someone_else_counts_as_gone(self) -> None:
         self.use(TroubledRegistry("DELETE", "", 404, "MANIFEST_UNKNOWN", times=1))
@@ -644,6 +649,136 @@ class PruneFailureTest(PruneTestCase):
         result = self.prune("--keep-tags-from", "no-such-file")
         self.assert_one_error(result, "--keep-tags-from file", "no-such-file")
         self.assertEqual(self.memory.exchanges, [])
+
+
+class TagFactsTest(PruneTestCase):
+    """_tag_facts on manifests put straight into the registry: what prune knows of a tag."""
+
+    def access(self) -> RegistryAccess:
+        return RegistryAccess(registry, self.client, self.address, REPOSITORY, Retries(1, 0))
+
+    def put(self, tag: str, media_type: str, document: object) -> str:
+        body = json.dumps(document).encode()
+        return self.memory.put_manifest(REPOSITORY, tag, media_type, body)
+
+    def put_blob(self, data: bytes) -> str:
+        digest = registry.digest_of(data)
+        self.memory.blobs[digest] = data
+        return digest
+
+    def test_golden_table_of_each_kind_of_manifest(self) -> None:
+        child_a, child_b = fake_digest("child a"), fake_digest("child b")
+        layers = [fake_digest(f"layer {number}") for number in range(6)]
+        config = self.put_blob(b'{"created": "2024-01-02T03:04:05Z"}')
+        missing_config = fake_digest("a config the registry lacks")
+        marker = LockMarker("host/1", "t0k3n", NOW - 60, NOW + 60, 60.0, 2, False)
+        entries = [{"digest": child_a}, "junk", {"digest": 5}, {"size": 3}, {"digest": child_b}]
+        odd_layers = [
+            {"digest": layers[0], "size": 0},
+            {"digest": 7, "size": 10},
+            {"digest": layers[1], "size": "10"},
+            {"digest": layers[2], "size": -1},
+            "junk",
+            {"digest": layers[3], "size": 20},
+        ]
+        oci, docker = registry.OCI_MANIFEST, registry.DOCKER_MANIFEST
+        schema1 = "application/vnd.docker.distribution.manifest.v1+prettyjws"
+        put = {
+            "index": self.put(digest_tag("index"), registry.OCI_INDEX, {"manifests": entries}),
+            "list": self.put(digest_tag("list"), registry.DOCKER_MANIFEST_LIST, {}),
+            "schema1": self.put(digest_tag("schema1"), schema1, {"schemaVersion": 1}),
+            "lock": self.put(digest_tag("a-lock"), oci, marker.document()),
+            "broken-lock": self.put(digest_tag("b-lock"), oci, {"annotations": {}}),
+            "built": self.put(
+                digest_tag("built"),
+                docker,
+                {
+                    "config": {"digest": config, "size": 36},
+                    "layers": [{"digest": layers[4], "size": 1000}],
+                },
+            ),
+            "odd": self.put(digest_tag("odd"), oci, {"config": "junk", "layers": odd_layers}),
+            "bad-config": self.put(digest_tag("bad"), oci, {"config": {"digest": 12, "size": 2}}),
+            "no-config-blob": self.put(
+                digest_tag("lost"), oci, {"config": {"digest": missing_config, "size": 2}}
+            ),
+        }
+        access = self.access()
+        with self.assertNoLogs("get_docker_image"):
+            found = {
+                tag: get_docker_image._tag_facts(access, tag)
+                for tag in sorted(self.memory.tags[REPOSITORY])
+            }
+        self.assertEqual(
+            found,
+            {
+                digest_tag("index"): TagFacts(
+                    digest_tag("index"), put["index"], "index", None, (), None, (child_a, child_b)
+                ),
+                digest_tag("list"): TagFacts(
+                    digest_tag("list"), put["list"], "index", None, (), None, ()
+                ),
+                digest_tag("schema1"): TagFacts(
+                    digest_tag("schema1"), put["schema1"], "other", None, (), None
+                ),
+                digest_tag("a-lock"): TagFacts(
+                    digest_tag("a-lock"), put["lock"], "lock", NOW - 60, (), marker
+                ),
+                digest_tag("b-lock"): TagFacts(
+                    digest_tag("b-lock"), put["broken-lock"], "lock", None, (), None
+                ),
+                digest_tag("built"): TagFacts(
+                    digest_tag("built"),
+                    put["built"],
+                    "image",
+                    1704164645.0,
+                    ((config, 36), (layers[4], 1000)),
+                    None,
+                ),
+                digest_tag("odd"): TagFacts(
+                    digest_tag("odd"),
+                    put["odd"],
+                    "image",
+                    None,
+                    ((layers[0], 0), (layers[3], 20)),
+                    None,
+                ),
+                digest_tag("bad"): TagFacts(
+                    digest_tag("bad"), put["bad-config"], "image", None, (), None
+                ),
+                digest_tag("lost"): TagFacts(
+                    digest_tag("lost"),
+                    put["no-config-blob"],
+                    "image",
+                    None,
+                    ((missing_config, 2),),
+                    None,
+                ),
+            },
+        )
+
+    def test_a_transient_failure_is_retried_and_the_warning_names_the_request(self) -> None:
+        config = registry.digest_of(b'{"created": "2024-01-02T03:04:05Z"}')
+        self.use(TroubledRegistry("GET", f"/blobs/{config}", 503, "X", times=1))
+        self.put_blob(b'{"created": "2024-01-02T03:04:05Z"}')
+        self.put(
+            digest_tag("built"), registry.OCI_MANIFEST, {"config": {"digest": config, "size": 36}}
+        )
+        with self.assertLogs("get_docker_image", "DEBUG") as logs:
+            facts = get_docker_image._tag_facts(self.access(), digest_tag("built"))
+        self.assertEqual(facts and facts.created, 1704164645.0)
+        self.assertEqual(
+            [record.getMessage() for record in logs.records],
+            [
+                f"GET {digest_tag('built')} config failed for a transient reason; "
+                "retry 1 of 1 in 0.0 s"
+            ],
+        )
+
+    def test_a_bug_while_reading_is_no_registry_error(self) -> None:
+        bug = mock.patch.object(get_docker_image, "_tag_facts", side_effect=KeyError("bug"))
+        with bug, self.assertRaises(KeyError):
+            get_docker_image.read_tag_facts(self.access(), [digest_tag("a"), digest_tag("b")])
 
 
 class DeleteHintTest(unittest.TestCase):
