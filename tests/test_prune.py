@@ -7,13 +7,16 @@ failures stop the run. No docker engine: a recording docker is never even called
 from __future__ import annotations
 
 import base64
+import contextlib
+import io
 import json
 import os
 import re
 import tempfile
+import threading
 import time
 import unittest
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler
 from unittest import mock
@@ -62,6 +65,12 @@ def lock(tag: str, since: float, expires: float, *, released: bool = False) -> T
     """A build-lock marker's facts: held since, and until, these many seconds from NOW."""
     marker = LockMarker("host/1", "token", NOW + since, NOW + expires, 60.0, 0, released)
     return TagFacts(tag, fake_digest(tag), "lock", NOW + since, (), marker)
+
+
+def decision(facts: TagFacts, *, delete: bool = True) -> get_docker_image.Decision:
+    """A decision as decide_prune makes it: a delete says the build time, a keep "younger"."""
+    why = iso_time(facts.created or 0) if delete else "younger"
+    return get_docker_image.Decision(facts.tag, delete, why, facts)
 
 
 def lines(decisions: Sequence[get_docker_image.Decision]) -> list[str]:
@@ -779,6 +788,126 @@ class TagFactsTest(PruneTestCase):
         bug = mock.patch.object(get_docker_image, "_tag_facts", side_effect=KeyError("bug"))
         with bug, self.assertRaises(KeyError):
             get_docker_image.read_tag_facts(self.access(), [digest_tag("a"), digest_tag("b")])
+
+
+class ScriptedDeletes:
+    """A registry client's delete_manifest for execute_prune, by digest: what each
+    delete does (returns, or raises), in the order the test lets them run."""
+
+    def __init__(self) -> None:
+        self.failed = threading.Event()  # the second failure has been raised
+        self.asked: list[str] = []
+        self.script: dict[str, Callable[[], None]] = {}
+
+    def delete_manifest(self, repository: str, digest: str) -> None:
+        self.asked.append(digest)
+        self.script[digest]()
+
+
+class ExecutePruneTest(unittest.TestCase):
+    """execute_prune with a scripted client: the lines printed, the count, the error."""
+
+    def run_prune(
+        self, client: ScriptedDeletes, decisions: Sequence[get_docker_image.Decision]
+    ) -> tuple[list[str], BaseException | None, int | None]:
+        access = RegistryAccess(registry, client, "registry.example", "team/app", Retries(0, 0))
+        stdout = io.StringIO()
+        deleted, failure = None, None
+        with contextlib.redirect_stdout(stdout), self.assertNoLogs("get_docker_image"):
+            try:
+                deleted = get_docker_image.execute_prune(access, decisions, dry_run=False)
+            except BaseException as error:  # an interrupt too: what the tests check
+                failure = error
+        return stdout.getvalue().splitlines(), failure, deleted
+
+    def test_after_a_failure_the_deletes_under_way_that_went_are_printed(self) -> None:
+        # Two at a time: d0 and d1 start; d1 waits; d0, d2 and d3 run in turn, d3 fails,
+        # then d1 fails too. d2 went though the run had stopped: its line is printed.
+        client = ScriptedDeletes()
+        decisions = [
+            decision(image(digest_tag("k0"), 1), delete=False),
+            decision(image(digest_tag("d0"), 40)),
+            decision(image(digest_tag("d1"), 41)),
+            decision(image(digest_tag("k1"), 2), delete=False),
+            decision(image(digest_tag("d2"), 42)),
+            decision(image(digest_tag("d3"), 43)),
+        ]
+        digests = [fake_digest(digest_tag(name)) for name in ("d0", "d1", "d2", "d3")]
+
+        def first_failure() -> None:
+            self.assertTrue(client.failed.wait(10))
+            raise registry.RegistryError("DELETE d1: 500 first")
+
+        def second_failure() -> None:
+            client.failed.set()
+            raise registry.RegistryError("DELETE d3: 500 second")
+
+        client.script = dict(
+            zip(digests, (lambda: None, first_failure, lambda: None, second_failure), strict=True)
+        )
+        with mock.patch.object(get_docker_image, "PRUNE_CONCURRENCY", 2):
+            printed, failure, _ = self.run_prune(client, decisions)
+        self.assertEqual(
+            printed,
+            [
+                f"keep {digest_tag('k0')} younger",
+                f"delete {digest_tag('d0')} {iso_time(NOW - 40 * DAY)}",
+                f"delete {digest_tag('d2')} {iso_time(NOW - 42 * DAY)}",
+            ],
+        )
+        self.assertIsInstance(failure, get_docker_image.DockerError)
+        self.assertEqual(
+            str(failure), "stopped: DELETE d1: 500 first (after deleting 2 tags, printed above)"
+        )
+        self.assertEqual(sorted(client.asked), sorted(digests))
+
+    def test_an_interrupt_in_a_delete_is_raised_as_it_is(self) -> None:
+        client = ScriptedDeletes()
+
+        def interrupted() -> None:
+            raise KeyboardInterrupt
+
+        client.script = {fake_digest(digest_tag("d0")): interrupted}
+        printed, failure, _ = self.run_prune(client, [decision(image(digest_tag("d0"), 40))])
+        self.assertEqual(printed, [])
+        self.assertIsInstance(failure, KeyboardInterrupt)
+
+    def test_an_interrupt_while_printing_is_raised_once_the_deletes_are_printed(self) -> None:
+        client = ScriptedDeletes()
+        client.script = {fake_digest(digest_tag("d0")): lambda: None}
+        real_print = get_docker_image._print
+        calls = iter([KeyboardInterrupt()])
+
+        def print_interrupted(line: str) -> None:
+            interrupt = next(calls, None)
+            if interrupt is not None:
+                raise interrupt
+            real_print(line)
+
+        with mock.patch.object(get_docker_image, "_print", print_interrupted):
+            printed, failure, _ = self.run_prune(client, [decision(image(digest_tag("d0"), 40))])
+        self.assertEqual(printed, [f"delete {digest_tag('d0')} {iso_time(NOW - 40 * DAY)}"])
+        self.assertIsInstance(failure, KeyboardInterrupt)
+
+    def test_a_dry_run_prints_every_line_and_deletes_none(self) -> None:
+        client = ScriptedDeletes()
+        decisions = [
+            decision(image(digest_tag("d0"), 40)),
+            decision(image(digest_tag("k0"), 1), delete=False),
+        ]
+        access = RegistryAccess(registry, client, "registry.example", "team/app", Retries(0, 0))
+        stdout = io.StringIO()
+        with contextlib.redirect_stdout(stdout):
+            deleted = get_docker_image.execute_prune(access, decisions, dry_run=True)
+        self.assertEqual(deleted, 0)
+        self.assertEqual(
+            stdout.getvalue().splitlines(),
+            [
+                f"delete {digest_tag('d0')} {iso_time(NOW - 40 * DAY)}",
+                f"keep {digest_tag('k0')} younger",
+            ],
+        )
+        self.assertEqual(client.asked, [])
 
 
 class DeleteHintTest(unittest.TestCase):
