@@ -616,6 +616,29 @@ class PruneFailureTest(PruneTestCase):
         self.assertEqual(result.stdout.splitlines(), [delete_line(old), delete_line(older)])
         self.assertIn("Deleted 2 tags, kept 0", result.log_messages()[-1])
         self.assertEqual(self.tags(), [old.tag])  # the registry said it was gone already
+        self.assertIn(
+            f"get_docker_image [INFO] - {old.tag} was gone already (its manifest is deleted).",
+            result.log_messages(),
+        )
+
+    def test_a_transient_failure_of_the_tag_list_or_a_delete_is_retried(self) -> None:
+        for method, route_end, what in (
+            ("GET", "/tags/list", "GET tags"),
+            ("DELETE", "", f"DELETE {digest_tag('old')}"),
+        ):
+            with self.subTest(method):
+                self.use(TroubledRegistry(method, route_end, 503, "X", times=1))
+                old = self.push(digest_tag("old"), 40)
+                result = self.prune("--keep-newest", "0")
+                self.assertEqual(result.status, 0, result.stderr)
+                self.assertEqual(result.stdout.splitlines(), [delete_line(old)])
+                self.assertEqual(
+                    [line for line in result.log_messages() if "[WARNING]" in line],
+                    [
+                        f"get_docker_image [WARNING] - {what} failed for a transient reason; "
+                        "retry 1 of 1 in 0.0 s"
+                    ],
+                )
 
     def test_deletes_refused_by_the_registry_end_in_one_line_with_the_hint(self) -> None:
         old = self.push(digest_tag("old"), 40)
