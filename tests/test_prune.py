@@ -962,6 +962,55 @@ class DeleteHintTest(unittest.TestCase):
         self.assertIn("hub.docker.com", message)
         self.assertNotIn("storage.delete", self.refusal("registry.example", denied))
 
+    def test_golden_table_of_the_hint_by_host(self) -> None:
+        hub = (
+            "Docker Hub deletes tags through its own API (hub.docker.com), and only "
+            "untagged manifests through the registry's"
+        )
+        ecr = "Amazon ECR deletes images with `aws ecr batch-delete-image` or lifecycle rules"
+        google = (
+            "Google's registries delete a tagged manifest with "
+            "`gcloud artifacts docker images delete --delete-tags` or cleanup policies"
+        )
+        table = {
+            "docker.io": hub,
+            "index.docker.io": hub,
+            "registry-1.docker.io": hub,
+            "mirror.docker.io": None,
+            "ghcr.io": "GHCR deletes package versions through the GitHub API",
+            "ghcr.io.example": None,
+            "123456789012.dkr.ecr.eu-west-1.amazonaws.com": ecr,
+            "amazonaws.com.example": None,
+            "gcr.io": google,
+            "eu.gcr.io": google,
+            "europe-west1-docker.pkg.dev": google,
+            "evilgcr.io": None,
+            "docker.pkg.dev": None,
+            "registry.example:5000": None,
+        }
+        self.assertEqual({host: get_docker_image._delete_hint(host) for host in table}, table)
+
+    def test_each_refusal_in_full(self) -> None:
+        what = "DELETE /v2/team/app/manifests/sha256:x"
+        self.assertEqual(
+            self.refusal("registry.example", registry.AuthenticationError(f"{what}: 401"), 1),
+            f"registry registry.example refused our credentials: {what}: 401 (after deleting "
+            "1 tags, printed above) (are you logged in? docker login registry.example)",
+        )
+        self.assertEqual(
+            self.refusal("registry.example", registry.NotAllowed(f"{what}: 403")),
+            f"not allowed to delete from team/app: {what}: 403 (nothing deleted)",
+        )
+        self.assertEqual(
+            self.refusal("ghcr.io", registry.RegistryError(f"{what}: 500")),
+            f"stopped: {what}: 500 (nothing deleted); "
+            "GHCR deletes package versions through the GitHub API",
+        )
+        self.assertEqual(
+            self.refusal("registry.example", registry.RegistryError(f"{what}: 500")),
+            f"stopped: {what}: 500 (nothing deleted)",
+        )
+
 
 class KeepListTest(unittest.TestCase):
     def read(self, text: str) -> tuple[set[str], list[str]]:
