@@ -234,12 +234,25 @@ class BuildTimeTest(unittest.TestCase):
             with self.subTest(text):
                 self.assertIsNone(parse_time(text))
 
+    def test_sizes_as_the_summary_says_them(self) -> None:
+        table = {
+            0: "0 bytes",
+            999: "999 bytes",
+            1000: "1.0 kB",
+            1_500_000: "1.5 MB",
+            1_000_000: "1.0 MB",
+            2_500_000_000: "2.5 GB",
+            5_000_000_000_000: "5000.0 GB",
+        }
+        self.assertEqual({count: get_docker_image._size(count) for count in table}, table)
+
     def test_iso_time_is_utc_to_the_second(self) -> None:
         self.assertEqual(iso_time(1704164645.9), "2024-01-02T03:04:05Z")
 
     def test_an_image_without_a_build_time(self) -> None:
         build_time = get_docker_image._build_time
         self.assertEqual(build_time(b'{"created": "2024-01-02T03:04:05Z"}'), 1704164645.0)
+        self.assertEqual(build_time(b'{"created": "1970-01-01T00:00:01Z"}'), 1.0)
         for config in (
             b'{"created": "1970-01-01T00:00:00Z"}',  # SOURCE_DATE_EPOCH=0
             b'{"created": "0001-01-01T00:00:00Z"}',  # Go's zero time
@@ -1061,7 +1074,12 @@ class PruneOptionsTest(PruneTestCase):
         for text, seconds in (("90m", 5400), ("12h", 43200), ("30d", 2592000), ("2w", 1209600)):
             self.assertEqual(duration(text), seconds)
         self.assertEqual(duration("1.5d"), 129600)
-        for text in ("30", "0d", "-1d", "1y", "d", "1.5.2d", "", " 30d", "30 d", "30D", "1e3s"):
+        self.assertEqual(duration("1s"), 1)
+        self.assertEqual(duration("36500d"), 100 * 365 * 86400)  # the longest
+        for text in (
+            *("30", "0d", "-1d", "1y", "d", "1.5.2d", "", " 30d", "30 d", "30D", "1e3s"),
+            "876000.1h",  # 100 years and 6 minutes
+        ):
             with self.subTest(text):
                 self.usage_error(
                     self.argv(f"--prune-older-than={text}"),
