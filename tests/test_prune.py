@@ -61,9 +61,11 @@ def image(tag: str, days: float | None, digest: str | None = None) -> TagFacts:
     return TagFacts(tag, digest or fake_digest(tag), "image", created, blobs, None)
 
 
-def lock(tag: str, since: float, expires: float, *, released: bool = False) -> TagFacts:
+def lock(
+    tag: str, since: float, expires: float, *, released: bool = False, lease: float = 60.0
+) -> TagFacts:
     """A build-lock marker's facts: held since, and until, these many seconds from NOW."""
-    marker = LockMarker("host/1", "token", NOW + since, NOW + expires, 60.0, 0, released)
+    marker = LockMarker("host/1", "token", NOW + since, NOW + expires, lease, 0, released)
     return TagFacts(tag, fake_digest(tag), "lock", NOW + since, (), marker)
 
 
@@ -152,6 +154,33 @@ class DecisionsTest(unittest.TestCase):
         # The order of the registry's list changes nothing.
         again = decide_prune(facts[::-1], digest_tag("current"), listed, POLICY, NOW)
         self.assertEqual(lines(again), lines(decisions))
+
+    def test_a_shared_manifest_is_said_kept_by_a_tag_that_is_no_digest_tag_first(self) -> None:
+        shared = fake_digest("release")
+        facts = [
+            image(digest_tag("old"), 45, shared),
+            image(digest_tag("listed"), 45, shared),
+            image("zz-release", 45, shared),
+            image(digest_tag("other"), 45, fake_digest("other")),
+            image("aa-other", 45, fake_digest("other")),
+        ]
+        policy = POLICY._replace(keep_newest=0)
+        decisions = decide_prune(facts, "none", {digest_tag("listed")}, policy, NOW)
+        self.assertEqual(
+            lines(decisions),
+            [
+                "keep aa-other not a digest tag",
+                "keep image_content_digest_listed listed",
+                "keep image_content_digest_old shares its manifest with zz-release",
+                "keep image_content_digest_other shares its manifest with aa-other",
+                "keep zz-release not a digest tag",
+            ],
+        )
+
+    def test_a_lock_is_judged_by_its_stated_end_alone_whatever_its_lease(self) -> None:
+        facts = [lock(digest_tag("a-lock"), -10, 50, lease=0.5)]
+        decisions = decide_prune(facts, "none", set(), POLICY, NOW)
+        self.assertEqual(lines(decisions), ["keep image_content_digest_a-lock live build lock"])
 
     def test_ties_at_the_newest_boundary_are_broken_by_name(self) -> None:
         facts = [image(digest_tag(name), 40) for name in ("c", "a", "b")]
