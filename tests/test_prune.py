@@ -489,15 +489,18 @@ class PruneRunTest(PruneTestCase):
         self.assertEqual(self.docker_argvs(), [])  # a loopback registry: no docker info
 
     def test_dry_run_prints_the_same_lines_and_deletes_nothing(self) -> None:
-        self.push_mix()
+        _, pushed = self.push_mix()
         tags = self.tags()
         dry = self.prune("--keep-tags-from", "keep.txt", "--keep-newest", "2", "--dry-run")
         self.assertEqual(dry.status, 0, dry.stderr)
         self.assertEqual(self.tags(), tags)
         self.assertEqual(self.deletes(), [])
-        self.assertIn(
-            "get_docker_image [INFO] - Dry run: would delete 3 tags, keep 13; ",
+        freed = len(self.memory.blobs[pushed["d60"].config_digest])
+        self.assertEqual(
             dry.log_messages()[-1],
+            "get_docker_image [INFO] - Dry run: would delete 3 tags, keep 13; "
+            f"{get_docker_image._size(freed)} of blobs would be referenced by no kept tag "
+            "(what the registry's garbage collection can free).",
         )
         real = self.prune("--keep-tags-from", "keep.txt", "--keep-newest", "2")
         self.assertEqual(real.stdout, dry.stdout)
@@ -721,7 +724,7 @@ class PruneFailureTest(PruneTestCase):
 
     def test_a_missing_keep_list_stops_the_run_before_the_registry_is_asked(self) -> None:
         result = self.prune("--keep-tags-from", "no-such-file")
-        self.assert_one_error(result, "--keep-tags-from file", "no-such-file")
+        self.assert_one_error(result, " - --keep-tags-from file not found: 'no-such-file'")
         self.assertEqual(self.memory.exchanges, [])
 
 
@@ -1063,6 +1066,18 @@ class KeepListTest(unittest.TestCase):
             get_docker_image._log.debug("start")
             tags = get_docker_image.read_keep_list(file.name, "127.0.0.1:5000/team/app")
         return tags, [record.getMessage() for record in logs.records[1:]]
+
+    def test_a_file_that_is_not_utf_8_is_an_input_error_naming_it(self) -> None:
+        with tempfile.NamedTemporaryFile("wb", suffix=".txt", delete=False) as file:
+            file.write(b"v1\n\xff\n")
+        self.addCleanup(os.remove, file.name)
+        with self.assertRaises(get_docker_image.InputError) as raised:
+            get_docker_image.read_keep_list(file.name, "127.0.0.1:5000/team/app")
+        self.assertEqual(
+            str(raised.exception),
+            f"--keep-tags-from file {file.name!r} is not UTF-8: 'utf-8' codec can't decode "
+            "byte 0xff in position 3: invalid start byte",
+        )
 
     def test_names_tags_comments_and_blanks(self) -> None:
         tags, warnings = self.read(
