@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import importlib
 import io
 import json
 import os
@@ -976,6 +977,46 @@ class ExecutePruneTest(unittest.TestCase):
             ],
         )
         self.assertEqual(client.asked, [])
+
+
+class RegistryClientTest(PruneTestCase):
+    """registry_client: registry.py needed, plain HTTP where the engine allows it."""
+
+    def test_without_registry_py_the_option_is_a_usage_error_before_any_request(self) -> None:
+        import_module = importlib.import_module
+
+        def without_registry(name: str, package: str | None = None) -> object:
+            if name == "registry":
+                raise ModuleNotFoundError("No module named 'registry'", name="registry")
+            return import_module(name, package)
+
+        with mock.patch.object(importlib, "import_module", without_registry):
+            result = self.prune()
+        self.assertEqual(result.status, 2, result.stderr)
+        self.assertEqual(
+            result.stderr.splitlines()[-1],
+            "get_docker_image.py: error: --prune-older-than needs registry.py beside "
+            "get_docker_image.py (copy it from the tool)",
+        )
+        self.assertEqual(self.memory.exchanges, [])
+
+    def test_an_insecure_registry_of_the_engine_is_spoken_to_in_plain_http(self) -> None:
+        info = {"IndexConfigs": {"registry.example:5000": {"Secure": False}}}
+        answer = {"status": 0, "stdout": json.dumps(info)}
+        with open("script.json", "w", encoding="utf-8") as file:
+            json.dump({"info": [answer, answer]}, file)
+        self.set_env(FAKE_DOCKER_SCRIPT=os.path.join(self.root, "script.json"))
+        options = get_docker_image.parse_options(self.argv("--prune-older-than", "30d"))
+        docker = get_docker_image.Docker(options)
+        plain = {}
+        for host in ("registry.example:5000", "other.example:5000"):
+            access = get_docker_image.registry_client(
+                docker, options, f"{host}/team/app:v1", "--prune-older-than"
+            )
+            self.addCleanup(access.client.close)
+            self.assertEqual((access.host, access.repository), (host, "team/app"))
+            plain[host] = access.client._plain_http
+        self.assertEqual(plain, {"registry.example:5000": True, "other.example:5000": False})
 
 
 class DeleteHintTest(unittest.TestCase):
