@@ -16,6 +16,7 @@ import base64
 import json
 import os
 import re
+import threading
 import time
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler
@@ -163,6 +164,7 @@ class MarkerTest(ScratchDirTestCase):
             "lease not a number": annotated(good, lease="sixty"),
             "lease nan": annotated(good, lease="nan"),
             "lease infinite": annotated(good, lease="1e999"),
+            "no renewal": annotated(good, renewal=None),
             "renewal not a whole number": annotated(good, renewal="1.5"),
             "renewal past int's digit limit": annotated(good, renewal="9" * 5000),
         }
@@ -171,6 +173,31 @@ class MarkerTest(ScratchDirTestCase):
                 self.assertIsNone(read_lock_marker(document))
         image = {"schemaVersion": 2, "config": {}, "layers": [], "annotations": {"a": "b"}}
         self.assertIsNone(read_lock_marker(image))
+
+    def test_a_marker_without_a_holder_is_held_by_someone_unnamed(self) -> None:
+        marker = read_lock_marker(annotated(marker_document(), holder=None))
+        self.assertEqual(marker, read_lock_marker(marker_document(holder="?")))
+
+    def test_when_a_lease_is_over_a_golden_table(self) -> None:
+        expires = 1_700_000_060.0
+        marker = LockMarker(OTHER_HOLDER, "0123456789abcdef", expires - 60, expires, 60, 0, False)
+        cases = [
+            (marker._replace(released=True), expires - 30, 0.0, "it was released"),
+            (marker, expires, 0.0, None),
+            (marker, expires + ALLOWANCE, 0.0, None),  # past by the allowance: not more
+            (marker, expires + ALLOWANCE + 0.5, 0.0, "its lease ended at 2023-11-14T22:14:20Z"),
+            (marker, expires - 30, 60.0, None),  # unchanged for a lease: not longer
+            (marker, expires - 30, 60.4, "it was not renewed for 60 s (lease 60 s)"),
+            (
+                marker._replace(lease=2.5),
+                expires - 30,
+                3.0,
+                "it was not renewed for 3 s (lease 2.5 s)",
+            ),
+        ]
+        for lock, now, unchanged_for, why in cases:
+            with self.subTest(now=now, unchanged_for=unchanged_for, lock=lock):
+                self.assertEqual(get_docker_image.lease_over(lock, now, unchanged_for), why)
 
     def test_holder_is_shown_on_one_line(self) -> None:
         document = annotated(marker_document(), holder="evil\n::error::forged\r\nline")
@@ -288,6 +315,8 @@ class LockTest(FakeClockTestCase):
         self.assertIs(state, LockState.HELD)
         self.assertEqual(lock.waited, 0.0)  # its read-back pause is no wait for another
         self.assertEqual(logged, [f"INFO Took the build lock ({self.lock_tag}, lease 5 s)."])
+        renewers = [thread for thread in threading.enumerate() if thread.name == "lock-renewal"]
+        self.assertEqual([thread.daemon for thread in renewers], [True])  # never keeps us alive
         self.assertEqual(len(self.clock.sleeps), 1)  # the read-back pause
         self.assertTrue(1.0 <= self.clock.sleeps[0] <= 1.5, self.clock.sleeps)
         marker = self.marker()
