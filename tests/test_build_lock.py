@@ -58,9 +58,10 @@ class FakeClock:
         self.offset = 0.0
         self.sleeps: list[float] = []
         self.on_sleep: Callable[[float], object] | None = None
+        self.start: float | None = None  # set: time() is start + offset, no real time passes
 
     def time(self) -> float:
-        return time.time() + self.offset
+        return (time.time() if self.start is None else self.start) + self.offset
 
     def monotonic(self) -> float:
         return time.monotonic() + self.offset
@@ -324,6 +325,46 @@ class LockTest(FakeClockTestCase):
         self.assertEqual(self.release(lock), [f"INFO Released the build lock ({self.lock_tag})."])
         self.assertEqual(len(self.memory.requests_to(MANIFEST_BY_DIGEST, "DELETE")), 1)
         self.assertIsNone(self.marker())
+
+    def test_the_markers_written_in_full_and_the_empty_config_pushed_once(self) -> None:
+        self.clock.start = 1_767_225_600.0  # the release: 1 to 1.5 s later (the read-back)
+        self.memory.deletes = False  # released by a second write
+        bodies: list[bytes] = []
+        self.memory.on_put = lambda tag, body: bodies.append(body)
+        lock = self.lock(lease=60)
+        self.assertIs(self.acquire(lock)[0], LockState.HELD)
+        released_at = self.clock.time()
+        self.release(lock)
+        self.assertEqual(len(bodies), 2, bodies)
+        key = "io.github.get-docker-image.lock."
+        token = json.loads(bodies[0])["annotations"][key + "token"]
+        self.assertRegex(token, r"^[0-9a-f]{16}$")
+        holder = f"{os.uname().nodename}/{os.getpid()}"
+        start = self.clock.start
+        taken = LockMarker(holder, token, start, start + 60, 60, 0, False)
+        released = taken._replace(expires=released_at + 60, released=True)
+        self.assertEqual(
+            [json.loads(body) for body in bodies], [taken.document(), released.document()]
+        )
+        self.assertEqual(
+            bodies[1],
+            b'{"annotations": {"io.github.get-docker-image.lock.expires": '
+            b'"2026-01-01T00:01:01Z", "io.github.get-docker-image.lock.holder": '
+            + json.dumps(holder).encode()
+            + b', "io.github.get-docker-image.lock.lease": "60", '
+            b'"io.github.get-docker-image.lock.released": "true", '
+            b'"io.github.get-docker-image.lock.renewal": "0", '
+            b'"io.github.get-docker-image.lock.since": "2026-01-01T00:00:00Z", '
+            b'"io.github.get-docker-image.lock.token": "' + token.encode() + b'"}, '
+            b'"config": {"digest": '
+            b'"sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a", '
+            b'"mediaType": "application/vnd.oci.empty.v1+json", "size": 2}, "layers": [], '
+            b'"mediaType": "application/vnd.oci.image.manifest.v1+json", "schemaVersion": 2}',
+        )
+        self.assertEqual(json.loads(bodies[0])["annotations"][key + "released"], "false")
+        blob_requests = self.memory.requests_to(re.compile(rf"/v2/{REPOSITORY}/blobs/.*"))
+        self.assertEqual([exchange.method for exchange in blob_requests], ["HEAD", "POST", "PUT"])
+        self.assertEqual(self.memory.blobs[registry.digest_of(b"{}")], b"{}")
 
     def test_where_deletes_are_refused_the_marker_is_marked_released(self) -> None:
         self.memory.deletes = False
