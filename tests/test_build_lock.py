@@ -108,6 +108,36 @@ class HookedRegistry(MemoryRegistry):
             super().respond(exchange, handler)
 
 
+class FlakyRegistry(HookedRegistry):
+    """A HookedRegistry that answers 503 (a transient failure) to the requests of
+    `flaky`: (method, what, n), the nth request of that method to `what`: "lock" (the
+    marker's tag), "digest" (a manifest by digest) or "uploads" (a blob upload)."""
+
+    def __init__(self, flaky: set[tuple[str, str, int]]) -> None:
+        super().__init__()
+        self.flaky = flaky
+        self.counts: dict[tuple[str, str], int] = {}
+
+    def respond(self, exchange: Exchange, handler: BaseHTTPRequestHandler) -> None:
+        route = exchange.route
+        what = (
+            "lock"
+            if route.endswith("-lock")
+            else "digest"
+            if MANIFEST_BY_DIGEST.fullmatch(route)
+            else "uploads"
+            if route.endswith("/blobs/uploads/")
+            else ""
+        )
+        with self._lock:
+            number = self.counts.get((exchange.method, what), 0) + 1
+            self.counts[exchange.method, what] = number
+        if (exchange.method, what, number) in self.flaky:
+            send_error(handler, 503, "UNAVAILABLE", "try again")
+        else:
+            super().respond(exchange, handler)
+
+
 def marker_document(
     *,
     holder: str = OTHER_HOLDER,
@@ -276,7 +306,9 @@ class LockTest(FakeClockTestCase):
         self.pushed = False  # whether "another job" has pushed the image
         self.image_asked = 0
 
-    def lock(self, address: str = "", *, lease: float = 5, timeout: float = 3600) -> BuildLock:
+    def lock(
+        self, address: str = "", *, lease: float = 5, timeout: float = 3600, retries: int = 0
+    ) -> BuildLock:
         client = registry.Registry(
             address or self.memory.address,
             timeout=5,
@@ -284,7 +316,7 @@ class LockTest(FakeClockTestCase):
             docker_config=self.docker_config,
         )
         self.addCleanup(client.close)
-        access = RegistryAccess(registry, client, client.host, REPOSITORY, Retries(0, 0))
+        access = RegistryAccess(registry, client, client.host, REPOSITORY, Retries(retries, 0))
         lock = BuildLock(access, self.tag, lease, timeout)
         self.addCleanup(lock.release)  # no renewal thread outlives the test
         return lock
@@ -365,6 +397,30 @@ class LockTest(FakeClockTestCase):
         blob_requests = self.memory.requests_to(re.compile(rf"/v2/{REPOSITORY}/blobs/.*"))
         self.assertEqual([exchange.method for exchange in blob_requests], ["HEAD", "POST", "PUT"])
         self.assertEqual(self.memory.blobs[registry.digest_of(b"{}")], b"{}")
+
+    def test_transient_failures_are_retried_and_the_warnings_name_each_request(self) -> None:
+        flaky = FlakyRegistry(
+            {("GET", "lock", 1), ("POST", "uploads", 1), ("PUT", "lock", 1), ("GET", "lock", 5)}
+            | {("DELETE", "digest", 1)}
+        )
+        self.addCleanup(flaky.close)
+        lock = self.lock(flaky.address, lease=60, retries=1)
+        state, acquired = self.acquire(lock)
+        self.assertIs(state, LockState.HELD)
+        retried = "failed for a transient reason; retry 1 of 1 in 0.0 s"
+        self.assertEqual(
+            acquired + self.release(lock),
+            [
+                f"WARNING GET lock {retried}",
+                f"WARNING PUT lock config {retried}",
+                f"WARNING PUT lock {retried}",
+                f"INFO Took the build lock ({self.lock_tag}, lease 60 s).",
+                f"WARNING GET lock {retried}",
+                f"WARNING DELETE lock {retried}",
+                f"INFO Released the build lock ({self.lock_tag}).",
+            ],
+        )
+        self.assertNotIn(self.lock_tag, flaky.tags[REPOSITORY])
 
     def test_where_deletes_are_refused_the_marker_is_marked_released(self) -> None:
         self.memory.deletes = False
