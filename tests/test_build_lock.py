@@ -138,6 +138,28 @@ class FlakyRegistry(HookedRegistry):
             super().respond(exchange, handler)
 
 
+class ScriptedStop:
+    """The renewal thread's stop event (BuildLock._stop): each wait(), until set, does
+    the next of `rounds` and returns False at once (a renewal is due); with no round
+    left it waits for set(). `timeouts`: what each wait() was given."""
+
+    def __init__(self, rounds: list[Callable[[], object]]) -> None:
+        self.rounds = iter(rounds)
+        self.timeouts: list[float | None] = []
+        self._event = threading.Event()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        self.timeouts.append(timeout)
+        action = next(self.rounds, None)
+        if action is None:
+            return self._event.wait()
+        action()
+        return False
+
+    def set(self) -> None:
+        self._event.set()
+
+
 def marker_document(
     *,
     holder: str = OTHER_HOLDER,
@@ -467,6 +489,39 @@ class LockTest(FakeClockTestCase):
         self.assertEqual(len({(marker.token, marker.since) for marker in markers}), 1)
         self.assertEqual({marker.lease for marker in markers}, {0.3})
         self.assertIsNone(self.marker())
+
+    def test_renewals_every_third_of_a_lease_their_failures_and_the_loss(self) -> None:
+        # Reads of the marker: 1 to 3 taking it, 4 to 6 the renewals, 7 the release's.
+        flaky = FlakyRegistry({("GET", "lock", 5), ("GET", "lock", 7)})
+        self.addCleanup(flaky.close)
+        written: list[LockMarker | None] = []
+        flaky.on_put = lambda tag, body: written.append(read_lock_marker(json.loads(body)))
+        lock = self.lock(flaky.address, lease=6)
+        stop = ScriptedStop(
+            [lambda: None, lambda: None, lambda: flaky.tags[REPOSITORY].pop(self.lock_tag)]
+        )
+        lock._stop = stop  # type: ignore[assignment]
+        with self.assertLogs("get_docker_image", "INFO") as logs:
+            self.assertIs(lock.acquire(self.image_pushed), LockState.HELD)
+            renewer = next(t for t in threading.enumerate() if t.name == "lock-renewal")
+            renewer.join(10)
+            lock.release()
+        failed = (
+            f"GET /v2/{REPOSITORY}/manifests/{self.lock_tag}: 503 Service Unavailable "
+            "(UNAVAILABLE: try again)"
+        )
+        self.assertEqual(
+            [record.levelname + " " + record.getMessage() for record in logs.records],
+            [
+                f"INFO Took the build lock ({self.lock_tag}, lease 6 s).",
+                f"WARNING Could not renew the build lock: {failed}",
+                f"WARNING Lost the build lock ({self.lock_tag}) to nobody; building on.",
+                f"WARNING Could not release the build lock (its lease will end): {failed}",
+            ],
+        )
+        self.assertEqual(stop.timeouts, [2.0, 2.0, 2.0])
+        markers = [marker for marker in written if marker is not None]
+        self.assertEqual([(m.renewal, m.released) for m in markers], [(0, False), (1, False)])
 
     def test_a_holder_whose_marker_was_overwritten_builds_on_and_leaves_it(self) -> None:
         puts: list[str] = []
