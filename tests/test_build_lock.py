@@ -557,10 +557,51 @@ class LockTest(FakeClockTestCase):
             logged,
         )
 
+    def test_a_lock_that_cannot_be_read_is_no_lock_and_no_wait(self) -> None:
+        flaky = FlakyRegistry({("GET", "lock", 1)})
+        self.addCleanup(flaky.close)
+        lock = self.lock(flaky.address)
+        state, logged = self.acquire(lock)
+        self.assertIs(state, LockState.UNAVAILABLE)
+        self.assertEqual(
+            logged,
+            [
+                "WARNING Cannot use the build lock, building without it: GET /v2/"
+                f"{REPOSITORY}/manifests/{self.lock_tag}: 503 Service Unavailable "
+                "(UNAVAILABLE: try again)"
+            ],
+        )
+        self.assertEqual(lock.waited, 0.0)
+
+    def test_a_marker_that_cannot_be_written_is_no_lock(self) -> None:
+        flaky = FlakyRegistry({("PUT", "lock", 1)})
+        self.addCleanup(flaky.close)
+        state, logged = self.acquire(self.lock(flaky.address))
+        self.assertIs(state, LockState.UNAVAILABLE)
+        self.assertEqual(
+            logged,
+            [
+                "WARNING Cannot use the build lock, building without it: PUT /v2/"
+                f"{REPOSITORY}/manifests/{self.lock_tag}: 503 Service Unavailable "
+                "(UNAVAILABLE: try again)"
+            ],
+        )
+
+    def test_a_timeout_before_any_holder_was_seen_names_another_job(self) -> None:
+        self.memory.hidden[self.lock_tag] = -1  # our write never shows: nobody seen
+        state, logged = self.acquire(self.lock(timeout=0.5))
+        self.assertIs(state, LockState.TIMED_OUT)
+        self.assertRegex(
+            logged[-1],
+            r"^WARNING Waited [12] s \(--build-lock-timeout\) for the build of another job: "
+            r"building anyway\.$",
+        )
+
     def test_a_write_shown_late_is_held_when_it_shows(self) -> None:
         # The read-back finds no marker (the registry shows writes late); the next read
         # finds ours: nobody wrote after it, the lock is ours.
-        self.memory.hidden[self.lock_tag] = 2  # the first read, then the read-back
+        # The first read, the one before the write, then the read-back.
+        self.memory.hidden[self.lock_tag] = 3
         state, logged = self.acquire(self.lock())
         self.assertIs(state, LockState.HELD)
         self.assertEqual(self.matching(logged, "Waiting for"), [])
@@ -579,6 +620,7 @@ class LockTest(FakeClockTestCase):
     # --- waiting
 
     def test_a_live_lock_is_waited_for_until_the_image_is_pushed(self) -> None:
+        self.clock.start = 1_767_225_600.0
         self.store_marker(self.other_marker())
         since = get_docker_image.iso_time(self.clock.time() - 10)
         self.at_sleep(2, lambda: setattr(self, "pushed", True))
@@ -587,12 +629,12 @@ class LockTest(FakeClockTestCase):
         self.assertIs(state, LockState.TAKEN)
         self.assertEqual(self.lock_requests("PUT"), 0)
         waiting = self.matching(logged, "Waiting for")
-        self.assertEqual(len(waiting), 1, logged)
-        self.assertTrue(
-            waiting[0].startswith(
-                f"INFO Waiting for {OTHER_HOLDER}, which holds the build lock since {since}"
-            ),
+        self.assertEqual(
             waiting,
+            [
+                f"INFO Waiting for {OTHER_HOLDER}, which holds the build lock since {since} "
+                "(lease until 2026-01-01T00:01:00Z)."
+            ],
         )
         # Asked for the image, then twice more after a poll of 2.1 to 3.9 s (jitter).
         self.assertEqual(self.image_asked, 3)
