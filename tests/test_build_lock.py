@@ -617,6 +617,29 @@ class LockTest(FakeClockTestCase):
         self.assertEqual(len(warnings), 1, logged)
         self.assertIn("did not show its marker", warnings[0])
 
+    def test_unseen_writes_are_counted_in_a_row_another_marker_seen_resets_them(self) -> None:
+        # Two writes unseen; the third read-back finds another job's stale marker (its
+        # holder gone): taken over, then two more writes unseen, and the next read finds
+        # ours. Never LOCK_UNSEEN_WRITES in a row: the lock is held.
+        self.assertEqual(get_docker_image.LOCK_UNSEEN_WRITES, 3)
+        self.memory.hidden[self.lock_tag] = 8  # reads 1 to 8: three writes' worth
+        now = self.clock.time()
+
+        def registry_meanwhile(seconds: float) -> None:
+            if len(self.clock.sleeps) == 3:  # the third read-back
+                stale = self.other_marker(since=now - 100, expires=now - ALLOWANCE - 10)
+                self.store_marker(stale)
+            elif len(self.clock.sleeps) == 4:  # the read-back after taking it over
+                self.memory.hidden[self.lock_tag] = 4
+
+        self.clock.on_sleep = registry_meanwhile
+        state, logged = self.acquire(self.lock())
+        self.assertIs(state, LockState.HELD)
+        self.assertEqual(self.lock_requests("PUT"), 5)
+        self.assertEqual(len(self.clock.sleeps), 5)  # read-backs only
+        self.assertEqual(len(self.matching(logged, "taking it over")), 1, logged)
+        self.assertEqual(self.matching(logged, "WARNING"), [])
+
     # --- waiting
 
     def test_a_live_lock_is_waited_for_until_the_image_is_pushed(self) -> None:
