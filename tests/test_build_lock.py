@@ -897,6 +897,10 @@ class CommandLineTest(FakeClockTestCase):
         self.assertEqual(self.subcommands(), ["manifest"] * 4 + ["pull", "tag"])
         self.assertEqual(self.lock_requests("PUT"), 0)
         self.assertEqual(len(self.messages(result, f"Waiting for {OTHER_HOLDER}")), 1)
+        self.assertEqual(
+            self.messages(result, "Another job"),
+            ["get_docker_image [INFO] - Another job built and pushed the image: pulling it."],
+        )
         closing = result.log_messages()[-1]
         waited = sum(self.clock.sleeps)
         self.assertRegex(
@@ -906,6 +910,68 @@ class CommandLineTest(FakeClockTestCase):
         )
         shown = float(closing.split("(waited ")[1].split()[0])
         self.assertTrue(waited - 0.1 <= shown < waited + 1, (shown, waited))
+
+    def test_a_waiter_whose_pull_fails_fails_with_the_pull_error(self) -> None:
+        self.store_marker(self.other_marker())
+        self.pushed_after_probes(2)
+        self.set_env(FAKE_DOCKER_FAIL="pull")
+        result = self.run_tool()
+        self.assertEqual(result.status, 1, result.stderr)
+        self.assertEqual(
+            self.messages(result, "[ERROR]"),
+            [
+                "get_docker_image [ERROR] - docker pull failed with exit status 3: fake docker: "
+                f"pull failed (command: {FAKE_DOCKER} pull {self.image})"
+            ],
+        )
+        self.assertIsNotNone(self.marker())  # theirs, left alone
+
+    def test_a_waiter_that_takes_over_builds_and_says_how_long_it_waited(self) -> None:
+        # The holder's marker is not renewed for its lease (5 s) by our clock: gone.
+        now = self.clock.time()
+        self.store_marker(self.other_marker(expires=now + 3600, lease=5))
+        result = self.run_tool()
+        self.assertEqual(result.status, 0, result.stderr)
+        self.assertEqual(len(self.messages(result, "taking it over")), 1, result.stderr)
+        waited = sum(self.clock.sleeps)  # the polls, and the read-back after the wait
+        closing = result.log_messages()[-1]
+        self.assertRegex(
+            closing,
+            rf"^get_docker_image \[INFO\] - Built and pushed {re.escape(self.image)} in N s "
+            r"\(waited [0-9]+\.[0-9] s for another job's build\)\.$",
+        )
+        shown = float(closing.split("(waited ")[1].split()[0])
+        self.assertTrue(waited - 0.1 <= shown < waited + 1, (shown, waited))
+
+    def test_the_holder_pulls_and_pushes_the_layer_cache(self) -> None:
+        result = self.run_tool("--layer-cache")
+        self.assertEqual(result.status, 0, result.stderr)
+        cache = f"{self.memory.address}/{REPOSITORY}:latest"
+        probe = ["manifest", "inspect", "--insecure", self.image]
+        self.assertEqual(
+            self.docker_argvs(),
+            [
+                probe,
+                probe,
+                ["pull", cache],
+                [
+                    *("build", "--pull", "--cache-from", cache, "--build-arg"),
+                    *(
+                        "BUILDKIT_INLINE_CACHE=1",
+                        "--tag",
+                        self.image,
+                        "--file",
+                        "Dockerfile",
+                        "ctx",
+                    ),
+                ],
+                probe,
+                ["push", self.image],
+                ["tag", self.image, cache],
+                ["push", cache],
+                ["tag", self.image, REPOSITORY],
+            ],
+        )
 
     def test_a_failed_build_releases_the_lock_and_fails_with_its_error(self) -> None:
         self.set_env(FAKE_DOCKER_FAIL="build")
