@@ -183,6 +183,27 @@ class DecisionsTest(unittest.TestCase):
         decisions = decide_prune(facts, "none", set(), POLICY, NOW)
         self.assertEqual(lines(decisions), ["keep image_content_digest_a-lock live build lock"])
 
+    def test_locks_taken_at_the_epoch_come_after_the_dated_before_the_undated(self) -> None:
+        def epoch_lock(tag: str, since: float) -> TagFacts:
+            marker = LockMarker("host/1", "token", since, 60.0, 60.0, 0, False)
+            return TagFacts(tag, fake_digest(tag), "lock", since, (), marker)
+
+        facts = [
+            epoch_lock(digest_tag("a-lock"), 0.0),
+            epoch_lock(digest_tag("b-lock"), 0.5),
+            image(digest_tag("0undated"), None),
+            image(digest_tag("old"), 40),
+        ]
+        self.assertEqual(
+            lines(decide_prune(facts, "none", set(), POLICY._replace(keep_newest=0), NOW)),
+            [
+                "delete image_content_digest_old 2025-11-22T00:00:00Z",
+                "delete image_content_digest_b-lock 1970-01-01T00:00:00Z",
+                "delete image_content_digest_a-lock 1970-01-01T00:00:00Z",
+                "keep image_content_digest_0undated no build time",
+            ],
+        )
+
     def test_ties_at_the_newest_boundary_are_broken_by_name(self) -> None:
         facts = [image(digest_tag(name), 40) for name in ("c", "a", "b")]
         policy = POLICY._replace(keep_newest=1)
