@@ -340,7 +340,7 @@ class LockTest(FakeClockTestCase):
         self.addCleanup(client.close)
         access = RegistryAccess(registry, client, client.host, REPOSITORY, Retries(retries, 0))
         lock = BuildLock(access, self.tag, lease, timeout)
-        self.addCleanup(lock.release)  # no renewal thread outlives the test
+        self.addCleanup(self.release, lock)  # no renewal thread outlives the test; quietly
         return lock
 
     def image_pushed(self) -> bool:

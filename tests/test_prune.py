@@ -1031,13 +1031,17 @@ class RegistryClientTest(PruneTestCase):
         docker = get_docker_image.Docker(options)
         plain = {}
         for host in ("registry.example:5000", "other.example:5000"):
-            access = get_docker_image.registry_client(
-                docker, options, f"{host}/team/app:v1", "--prune-older-than"
-            )
+            with self.assertLogs(level="DEBUG"):  # the docker call's lines
+                access = get_docker_image.registry_client(
+                    docker, options, f"{host}/team/app:v1", "--prune-older-than"
+                )
             self.addCleanup(access.client.close)
             self.assertEqual((access.host, access.repository), (host, "team/app"))
             plain[host] = access.client._plain_http
         self.assertEqual(plain, {"registry.example:5000": True, "other.example:5000": False})
+        self.assertEqual(
+            self.docker_argvs(), [["info", "--format", "{{json .RegistryConfig}}"]] * 2
+        )
 
 
 class DeleteHintTest(unittest.TestCase):
