@@ -606,6 +606,25 @@ class TroubledRegistry(MemoryRegistry):
         super().respond(exchange, handler)
 
 
+class BarrierRegistry(MemoryRegistry):
+    """A MemoryRegistry whose manifest reads each wait until `parties` of them are under
+    way (at most 10 s: then `broken` counts it), before they are answered."""
+
+    def __init__(self, parties: int) -> None:
+        super().__init__()
+        self.barrier = threading.Barrier(parties, timeout=10)
+        self.broken = 0
+
+    def respond(self, exchange: Exchange, handler: BaseHTTPRequestHandler) -> None:
+        if exchange.method == "GET" and "/manifests/" in exchange.route:
+            try:
+                self.barrier.wait()
+            except threading.BrokenBarrierError:
+                with self._lock:
+                    self.broken += 1
+        super().respond(exchange, handler)
+
+
 @contextmanager
 def one_request_at_a_time() -> Iterator[None]:
     with mock.patch.object(get_docker_image, "PRUNE_CONCURRENCY", 1):
@@ -873,6 +892,20 @@ class TagFactsTest(PruneTestCase):
                 "retry 1 of 1 in 0.0 s"
             ],
         )
+
+    def test_the_tags_are_read_prune_concurrency_at_a_time(self) -> None:
+        # Each manifest read waits until PRUNE_CONCURRENCY of them are under way: they
+        # all are at once (with fewer, the barrier breaks after its timeout).
+        concurrency = get_docker_image.PRUNE_CONCURRENCY
+        server = BarrierRegistry(concurrency)
+        self.use(server)
+        tags = [digest_tag(f"t{number:02}") for number in range(concurrency)]
+        schema1 = "application/vnd.docker.distribution.manifest.v1+prettyjws"
+        for tag in tags:
+            self.put(tag, schema1, {"schemaVersion": 1, "tag": tag})
+        found = get_docker_image.read_tag_facts(self.access(), tags)
+        self.assertEqual([facts.tag for facts in found], tags)
+        self.assertEqual(server.broken, 0)
 
     def test_a_bug_while_reading_is_no_registry_error(self) -> None:
         bug = mock.patch.object(get_docker_image, "_tag_facts", side_effect=KeyError("bug"))
