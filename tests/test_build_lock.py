@@ -16,6 +16,7 @@ import base64
 import json
 import os
 import re
+import threading
 import time
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler
@@ -57,9 +58,10 @@ class FakeClock:
         self.offset = 0.0
         self.sleeps: list[float] = []
         self.on_sleep: Callable[[float], object] | None = None
+        self.start: float | None = None  # set: time() is start + offset, no real time passes
 
     def time(self) -> float:
-        return time.time() + self.offset
+        return (time.time() if self.start is None else self.start) + self.offset
 
     def monotonic(self) -> float:
         return time.monotonic() + self.offset
@@ -104,6 +106,58 @@ class HookedRegistry(MemoryRegistry):
             send_error(handler, 404, "MANIFEST_UNKNOWN", "manifest unknown")
         else:
             super().respond(exchange, handler)
+
+
+class FlakyRegistry(HookedRegistry):
+    """A HookedRegistry that answers 503 (a transient failure) to the requests of
+    `flaky`: (method, what, n), the nth request of that method to `what`: "lock" (the
+    marker's tag), "digest" (a manifest by digest) or "uploads" (a blob upload)."""
+
+    def __init__(self, flaky: set[tuple[str, str, int]]) -> None:
+        super().__init__()
+        self.flaky = flaky
+        self.counts: dict[tuple[str, str], int] = {}
+
+    def respond(self, exchange: Exchange, handler: BaseHTTPRequestHandler) -> None:
+        route = exchange.route
+        what = (
+            "lock"
+            if route.endswith("-lock")
+            else "digest"
+            if MANIFEST_BY_DIGEST.fullmatch(route)
+            else "uploads"
+            if route.endswith("/blobs/uploads/")
+            else ""
+        )
+        with self._lock:
+            number = self.counts.get((exchange.method, what), 0) + 1
+            self.counts[exchange.method, what] = number
+        if (exchange.method, what, number) in self.flaky:
+            send_error(handler, 503, "UNAVAILABLE", "try again")
+        else:
+            super().respond(exchange, handler)
+
+
+class ScriptedStop:
+    """The renewal thread's stop event (BuildLock._stop): each wait(), until set, does
+    the next of `rounds` and returns False at once (a renewal is due); with no round
+    left it waits for set(). `timeouts`: what each wait() was given."""
+
+    def __init__(self, rounds: list[Callable[[], object]]) -> None:
+        self.rounds = iter(rounds)
+        self.timeouts: list[float | None] = []
+        self._event = threading.Event()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        self.timeouts.append(timeout)
+        action = next(self.rounds, None)
+        if action is None:
+            return self._event.wait()
+        action()
+        return False
+
+    def set(self) -> None:
+        self._event.set()
 
 
 def marker_document(
@@ -163,6 +217,7 @@ class MarkerTest(ScratchDirTestCase):
             "lease not a number": annotated(good, lease="sixty"),
             "lease nan": annotated(good, lease="nan"),
             "lease infinite": annotated(good, lease="1e999"),
+            "no renewal": annotated(good, renewal=None),
             "renewal not a whole number": annotated(good, renewal="1.5"),
             "renewal past int's digit limit": annotated(good, renewal="9" * 5000),
         }
@@ -171,6 +226,31 @@ class MarkerTest(ScratchDirTestCase):
                 self.assertIsNone(read_lock_marker(document))
         image = {"schemaVersion": 2, "config": {}, "layers": [], "annotations": {"a": "b"}}
         self.assertIsNone(read_lock_marker(image))
+
+    def test_a_marker_without_a_holder_is_held_by_someone_unnamed(self) -> None:
+        marker = read_lock_marker(annotated(marker_document(), holder=None))
+        self.assertEqual(marker, read_lock_marker(marker_document(holder="?")))
+
+    def test_when_a_lease_is_over_a_golden_table(self) -> None:
+        expires = 1_700_000_060.0
+        marker = LockMarker(OTHER_HOLDER, "0123456789abcdef", expires - 60, expires, 60, 0, False)
+        cases = [
+            (marker._replace(released=True), expires - 30, 0.0, "it was released"),
+            (marker, expires, 0.0, None),
+            (marker, expires + ALLOWANCE, 0.0, None),  # past by the allowance: not more
+            (marker, expires + ALLOWANCE + 0.5, 0.0, "its lease ended at 2023-11-14T22:14:20Z"),
+            (marker, expires - 30, 60.0, None),  # unchanged for a lease: not longer
+            (marker, expires - 30, 60.4, "it was not renewed for 60 s (lease 60 s)"),
+            (
+                marker._replace(lease=2.5),
+                expires - 30,
+                3.0,
+                "it was not renewed for 3 s (lease 2.5 s)",
+            ),
+        ]
+        for lock, now, unchanged_for, why in cases:
+            with self.subTest(now=now, unchanged_for=unchanged_for, lock=lock):
+                self.assertEqual(get_docker_image.lease_over(lock, now, unchanged_for), why)
 
     def test_holder_is_shown_on_one_line(self) -> None:
         document = annotated(marker_document(), holder="evil\n::error::forged\r\nline")
@@ -248,7 +328,9 @@ class LockTest(FakeClockTestCase):
         self.pushed = False  # whether "another job" has pushed the image
         self.image_asked = 0
 
-    def lock(self, address: str = "", *, lease: float = 5, timeout: float = 3600) -> BuildLock:
+    def lock(
+        self, address: str = "", *, lease: float = 5, timeout: float = 3600, retries: int = 0
+    ) -> BuildLock:
         client = registry.Registry(
             address or self.memory.address,
             timeout=5,
@@ -256,9 +338,9 @@ class LockTest(FakeClockTestCase):
             docker_config=self.docker_config,
         )
         self.addCleanup(client.close)
-        access = RegistryAccess(registry, client, client.host, REPOSITORY, Retries(0, 0))
+        access = RegistryAccess(registry, client, client.host, REPOSITORY, Retries(retries, 0))
         lock = BuildLock(access, self.tag, lease, timeout)
-        self.addCleanup(lock.release)  # no renewal thread outlives the test
+        self.addCleanup(self.release, lock)  # no renewal thread outlives the test; quietly
         return lock
 
     def image_pushed(self) -> bool:
@@ -288,6 +370,8 @@ class LockTest(FakeClockTestCase):
         self.assertIs(state, LockState.HELD)
         self.assertEqual(lock.waited, 0.0)  # its read-back pause is no wait for another
         self.assertEqual(logged, [f"INFO Took the build lock ({self.lock_tag}, lease 5 s)."])
+        renewers = [thread for thread in threading.enumerate() if thread.name == "lock-renewal"]
+        self.assertEqual([thread.daemon for thread in renewers], [True])  # never keeps us alive
         self.assertEqual(len(self.clock.sleeps), 1)  # the read-back pause
         self.assertTrue(1.0 <= self.clock.sleeps[0] <= 1.5, self.clock.sleeps)
         marker = self.marker()
@@ -295,6 +379,70 @@ class LockTest(FakeClockTestCase):
         self.assertEqual(self.release(lock), [f"INFO Released the build lock ({self.lock_tag})."])
         self.assertEqual(len(self.memory.requests_to(MANIFEST_BY_DIGEST, "DELETE")), 1)
         self.assertIsNone(self.marker())
+
+    def test_the_markers_written_in_full_and_the_empty_config_pushed_once(self) -> None:
+        self.clock.start = 1_767_225_600.0  # the release: 1 to 1.5 s later (the read-back)
+        self.memory.deletes = False  # released by a second write
+        bodies: list[bytes] = []
+        self.memory.on_put = lambda tag, body: bodies.append(body)
+        lock = self.lock(lease=60)
+        self.assertIs(self.acquire(lock)[0], LockState.HELD)
+        released_at = self.clock.time()
+        self.release(lock)
+        self.assertEqual(len(bodies), 2, bodies)
+        key = "io.github.get-docker-image.lock."
+        token = json.loads(bodies[0])["annotations"][key + "token"]
+        self.assertRegex(token, r"^[0-9a-f]{16}$")
+        holder = f"{os.uname().nodename}/{os.getpid()}"
+        start = self.clock.start
+        taken = LockMarker(holder, token, start, start + 60, 60, 0, False)
+        released = taken._replace(expires=released_at + 60, released=True)
+        self.assertEqual(
+            [json.loads(body) for body in bodies], [taken.document(), released.document()]
+        )
+        self.assertEqual(
+            bodies[1],
+            b'{"annotations": {"io.github.get-docker-image.lock.expires": '
+            b'"2026-01-01T00:01:01Z", "io.github.get-docker-image.lock.holder": '
+            + json.dumps(holder).encode()
+            + b', "io.github.get-docker-image.lock.lease": "60", '
+            b'"io.github.get-docker-image.lock.released": "true", '
+            b'"io.github.get-docker-image.lock.renewal": "0", '
+            b'"io.github.get-docker-image.lock.since": "2026-01-01T00:00:00Z", '
+            b'"io.github.get-docker-image.lock.token": "' + token.encode() + b'"}, '
+            b'"config": {"digest": '
+            b'"sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a", '
+            b'"mediaType": "application/vnd.oci.empty.v1+json", "size": 2}, "layers": [], '
+            b'"mediaType": "application/vnd.oci.image.manifest.v1+json", "schemaVersion": 2}',
+        )
+        self.assertEqual(json.loads(bodies[0])["annotations"][key + "released"], "false")
+        blob_requests = self.memory.requests_to(re.compile(rf"/v2/{REPOSITORY}/blobs/.*"))
+        self.assertEqual([exchange.method for exchange in blob_requests], ["HEAD", "POST", "PUT"])
+        self.assertEqual(self.memory.blobs[registry.digest_of(b"{}")], b"{}")
+
+    def test_transient_failures_are_retried_and_the_warnings_name_each_request(self) -> None:
+        flaky = FlakyRegistry(
+            {("GET", "lock", 1), ("POST", "uploads", 1), ("PUT", "lock", 1), ("GET", "lock", 5)}
+            | {("DELETE", "digest", 1)}
+        )
+        self.addCleanup(flaky.close)
+        lock = self.lock(flaky.address, lease=60, retries=1)
+        state, acquired = self.acquire(lock)
+        self.assertIs(state, LockState.HELD)
+        retried = "failed for a transient reason; retry 1 of 1 in 0.0 s"
+        self.assertEqual(
+            acquired + self.release(lock),
+            [
+                f"WARNING GET lock {retried}",
+                f"WARNING PUT lock config {retried}",
+                f"WARNING PUT lock {retried}",
+                f"INFO Took the build lock ({self.lock_tag}, lease 60 s).",
+                f"WARNING GET lock {retried}",
+                f"WARNING DELETE lock {retried}",
+                f"INFO Released the build lock ({self.lock_tag}).",
+            ],
+        )
+        self.assertNotIn(self.lock_tag, flaky.tags[REPOSITORY])
 
     def test_where_deletes_are_refused_the_marker_is_marked_released(self) -> None:
         self.memory.deletes = False
@@ -342,6 +490,39 @@ class LockTest(FakeClockTestCase):
         self.assertEqual({marker.lease for marker in markers}, {0.3})
         self.assertIsNone(self.marker())
 
+    def test_renewals_every_third_of_a_lease_their_failures_and_the_loss(self) -> None:
+        # Reads of the marker: 1 to 3 taking it, 4 to 6 the renewals, 7 the release's.
+        flaky = FlakyRegistry({("GET", "lock", 5), ("GET", "lock", 7)})
+        self.addCleanup(flaky.close)
+        written: list[LockMarker | None] = []
+        flaky.on_put = lambda tag, body: written.append(read_lock_marker(json.loads(body)))
+        lock = self.lock(flaky.address, lease=6)
+        stop = ScriptedStop(
+            [lambda: None, lambda: None, lambda: flaky.tags[REPOSITORY].pop(self.lock_tag)]
+        )
+        lock._stop = stop  # type: ignore[assignment]
+        with self.assertLogs("get_docker_image", "INFO") as logs:
+            self.assertIs(lock.acquire(self.image_pushed), LockState.HELD)
+            renewer = next(t for t in threading.enumerate() if t.name == "lock-renewal")
+            renewer.join(10)
+            lock.release()
+        failed = (
+            f"GET /v2/{REPOSITORY}/manifests/{self.lock_tag}: 503 Service Unavailable "
+            "(UNAVAILABLE: try again)"
+        )
+        self.assertEqual(
+            [record.levelname + " " + record.getMessage() for record in logs.records],
+            [
+                f"INFO Took the build lock ({self.lock_tag}, lease 6 s).",
+                f"WARNING Could not renew the build lock: {failed}",
+                f"WARNING Lost the build lock ({self.lock_tag}) to nobody; building on.",
+                f"WARNING Could not release the build lock (its lease will end): {failed}",
+            ],
+        )
+        self.assertEqual(stop.timeouts, [2.0, 2.0, 2.0])
+        markers = [marker for marker in written if marker is not None]
+        self.assertEqual([(m.renewal, m.released) for m in markers], [(0, False), (1, False)])
+
     def test_a_holder_whose_marker_was_overwritten_builds_on_and_leaves_it(self) -> None:
         puts: list[str] = []
 
@@ -366,7 +547,9 @@ class LockTest(FakeClockTestCase):
 
     def test_a_registry_that_refuses_markers_is_no_lock(self) -> None:
         with TokenFront(self.memory.address, anonymous={"pull"}) as front:
-            state, logged = self.acquire(self.lock(front.address))
+            lock = self.lock(front.address)
+            state, logged = self.acquire(lock)
+            self.assertEqual(self.release(lock), [])  # no marker of ours: nothing to do
         self.assertIs(state, LockState.UNAVAILABLE)
         self.assertEqual(len(logged), 1, logged)
         self.assertTrue(
@@ -374,10 +557,51 @@ class LockTest(FakeClockTestCase):
             logged,
         )
 
+    def test_a_lock_that_cannot_be_read_is_no_lock_and_no_wait(self) -> None:
+        flaky = FlakyRegistry({("GET", "lock", 1)})
+        self.addCleanup(flaky.close)
+        lock = self.lock(flaky.address)
+        state, logged = self.acquire(lock)
+        self.assertIs(state, LockState.UNAVAILABLE)
+        self.assertEqual(
+            logged,
+            [
+                "WARNING Cannot use the build lock, building without it: GET /v2/"
+                f"{REPOSITORY}/manifests/{self.lock_tag}: 503 Service Unavailable "
+                "(UNAVAILABLE: try again)"
+            ],
+        )
+        self.assertEqual(lock.waited, 0.0)
+
+    def test_a_marker_that_cannot_be_written_is_no_lock(self) -> None:
+        flaky = FlakyRegistry({("PUT", "lock", 1)})
+        self.addCleanup(flaky.close)
+        state, logged = self.acquire(self.lock(flaky.address))
+        self.assertIs(state, LockState.UNAVAILABLE)
+        self.assertEqual(
+            logged,
+            [
+                "WARNING Cannot use the build lock, building without it: PUT /v2/"
+                f"{REPOSITORY}/manifests/{self.lock_tag}: 503 Service Unavailable "
+                "(UNAVAILABLE: try again)"
+            ],
+        )
+
+    def test_a_timeout_before_any_holder_was_seen_names_another_job(self) -> None:
+        self.memory.hidden[self.lock_tag] = -1  # our write never shows: nobody seen
+        state, logged = self.acquire(self.lock(timeout=0.5))
+        self.assertIs(state, LockState.TIMED_OUT)
+        self.assertRegex(
+            logged[-1],
+            r"^WARNING Waited [12] s \(--build-lock-timeout\) for the build of another job: "
+            r"building anyway\.$",
+        )
+
     def test_a_write_shown_late_is_held_when_it_shows(self) -> None:
         # The read-back finds no marker (the registry shows writes late); the next read
         # finds ours: nobody wrote after it, the lock is ours.
-        self.memory.hidden[self.lock_tag] = 2  # the first read, then the read-back
+        # The first read, the one before the write, then the read-back.
+        self.memory.hidden[self.lock_tag] = 3
         state, logged = self.acquire(self.lock())
         self.assertIs(state, LockState.HELD)
         self.assertEqual(self.matching(logged, "Waiting for"), [])
@@ -393,9 +617,33 @@ class LockTest(FakeClockTestCase):
         self.assertEqual(len(warnings), 1, logged)
         self.assertIn("did not show its marker", warnings[0])
 
+    def test_unseen_writes_are_counted_in_a_row_another_marker_seen_resets_them(self) -> None:
+        # Two writes unseen; the third read-back finds another job's stale marker (its
+        # holder gone): taken over, then two more writes unseen, and the next read finds
+        # ours. Never LOCK_UNSEEN_WRITES in a row: the lock is held.
+        self.assertEqual(get_docker_image.LOCK_UNSEEN_WRITES, 3)
+        self.memory.hidden[self.lock_tag] = 8  # reads 1 to 8: three writes' worth
+        now = self.clock.time()
+
+        def registry_meanwhile(seconds: float) -> None:
+            if len(self.clock.sleeps) == 3:  # the third read-back
+                stale = self.other_marker(since=now - 100, expires=now - ALLOWANCE - 10)
+                self.store_marker(stale)
+            elif len(self.clock.sleeps) == 4:  # the read-back after taking it over
+                self.memory.hidden[self.lock_tag] = 4
+
+        self.clock.on_sleep = registry_meanwhile
+        state, logged = self.acquire(self.lock())
+        self.assertIs(state, LockState.HELD)
+        self.assertEqual(self.lock_requests("PUT"), 5)
+        self.assertEqual(len(self.clock.sleeps), 5)  # read-backs only
+        self.assertEqual(len(self.matching(logged, "taking it over")), 1, logged)
+        self.assertEqual(self.matching(logged, "WARNING"), [])
+
     # --- waiting
 
     def test_a_live_lock_is_waited_for_until_the_image_is_pushed(self) -> None:
+        self.clock.start = 1_767_225_600.0
         self.store_marker(self.other_marker())
         since = get_docker_image.iso_time(self.clock.time() - 10)
         self.at_sleep(2, lambda: setattr(self, "pushed", True))
@@ -404,12 +652,12 @@ class LockTest(FakeClockTestCase):
         self.assertIs(state, LockState.TAKEN)
         self.assertEqual(self.lock_requests("PUT"), 0)
         waiting = self.matching(logged, "Waiting for")
-        self.assertEqual(len(waiting), 1, logged)
-        self.assertTrue(
-            waiting[0].startswith(
-                f"INFO Waiting for {OTHER_HOLDER}, which holds the build lock since {since}"
-            ),
+        self.assertEqual(
             waiting,
+            [
+                f"INFO Waiting for {OTHER_HOLDER}, which holds the build lock since {since} "
+                "(lease until 2026-01-01T00:01:00Z)."
+            ],
         )
         # Asked for the image, then twice more after a poll of 2.1 to 3.9 s (jitter).
         self.assertEqual(self.image_asked, 3)
@@ -650,6 +898,10 @@ class CommandLineTest(FakeClockTestCase):
         self.assertEqual(self.subcommands(), ["manifest"] * 4 + ["pull", "tag"])
         self.assertEqual(self.lock_requests("PUT"), 0)
         self.assertEqual(len(self.messages(result, f"Waiting for {OTHER_HOLDER}")), 1)
+        self.assertEqual(
+            self.messages(result, "Another job"),
+            ["get_docker_image [INFO] - Another job built and pushed the image: pulling it."],
+        )
         closing = result.log_messages()[-1]
         waited = sum(self.clock.sleeps)
         self.assertRegex(
@@ -659,6 +911,68 @@ class CommandLineTest(FakeClockTestCase):
         )
         shown = float(closing.split("(waited ")[1].split()[0])
         self.assertTrue(waited - 0.1 <= shown < waited + 1, (shown, waited))
+
+    def test_a_waiter_whose_pull_fails_fails_with_the_pull_error(self) -> None:
+        self.store_marker(self.other_marker())
+        self.pushed_after_probes(2)
+        self.set_env(FAKE_DOCKER_FAIL="pull")
+        result = self.run_tool()
+        self.assertEqual(result.status, 1, result.stderr)
+        self.assertEqual(
+            self.messages(result, "[ERROR]"),
+            [
+                "get_docker_image [ERROR] - docker pull failed with exit status 3: fake docker: "
+                f"pull failed (command: {FAKE_DOCKER} pull {self.image})"
+            ],
+        )
+        self.assertIsNotNone(self.marker())  # theirs, left alone
+
+    def test_a_waiter_that_takes_over_builds_and_says_how_long_it_waited(self) -> None:
+        # The holder's marker is not renewed for its lease (5 s) by our clock: gone.
+        now = self.clock.time()
+        self.store_marker(self.other_marker(expires=now + 3600, lease=5))
+        result = self.run_tool()
+        self.assertEqual(result.status, 0, result.stderr)
+        self.assertEqual(len(self.messages(result, "taking it over")), 1, result.stderr)
+        waited = sum(self.clock.sleeps)  # the polls, and the read-back after the wait
+        closing = result.log_messages()[-1]
+        self.assertRegex(
+            closing,
+            rf"^get_docker_image \[INFO\] - Built and pushed {re.escape(self.image)} in N s "
+            r"\(waited [0-9]+\.[0-9] s for another job's build\)\.$",
+        )
+        shown = float(closing.split("(waited ")[1].split()[0])
+        self.assertTrue(waited - 0.1 <= shown < waited + 1, (shown, waited))
+
+    def test_the_holder_pulls_and_pushes_the_layer_cache(self) -> None:
+        result = self.run_tool("--layer-cache")
+        self.assertEqual(result.status, 0, result.stderr)
+        cache = f"{self.memory.address}/{REPOSITORY}:latest"
+        probe = ["manifest", "inspect", "--insecure", self.image]
+        self.assertEqual(
+            self.docker_argvs(),
+            [
+                probe,
+                probe,
+                ["pull", cache],
+                [
+                    *("build", "--pull", "--cache-from", cache, "--build-arg"),
+                    *(
+                        "BUILDKIT_INLINE_CACHE=1",
+                        "--tag",
+                        self.image,
+                        "--file",
+                        "Dockerfile",
+                        "ctx",
+                    ),
+                ],
+                probe,
+                ["push", self.image],
+                ["tag", self.image, cache],
+                ["push", cache],
+                ["tag", self.image, REPOSITORY],
+            ],
+        )
 
     def test_a_failed_build_releases_the_lock_and_fails_with_its_error(self) -> None:
         self.set_env(FAKE_DOCKER_FAIL="build")

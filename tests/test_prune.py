@@ -7,13 +7,17 @@ failures stop the run. No docker engine: a recording docker is never even called
 from __future__ import annotations
 
 import base64
+import contextlib
+import importlib
+import io
 import json
 import os
 import re
 import tempfile
+import threading
 import time
 import unittest
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler
 from unittest import mock
@@ -58,10 +62,18 @@ def image(tag: str, days: float | None, digest: str | None = None) -> TagFacts:
     return TagFacts(tag, digest or fake_digest(tag), "image", created, blobs, None)
 
 
-def lock(tag: str, since: float, expires: float, *, released: bool = False) -> TagFacts:
+def lock(
+    tag: str, since: float, expires: float, *, released: bool = False, lease: float = 60.0
+) -> TagFacts:
     """A build-lock marker's facts: held since, and until, these many seconds from NOW."""
-    marker = LockMarker("host/1", "token", NOW + since, NOW + expires, 60.0, 0, released)
+    marker = LockMarker("host/1", "token", NOW + since, NOW + expires, lease, 0, released)
     return TagFacts(tag, fake_digest(tag), "lock", NOW + since, (), marker)
+
+
+def decision(facts: TagFacts, *, delete: bool = True) -> get_docker_image.Decision:
+    """A decision as decide_prune makes it: a delete says the build time, a keep "younger"."""
+    why = iso_time(facts.created or 0) if delete else "younger"
+    return get_docker_image.Decision(facts.tag, delete, why, facts)
 
 
 def lines(decisions: Sequence[get_docker_image.Decision]) -> list[str]:
@@ -144,6 +156,54 @@ class DecisionsTest(unittest.TestCase):
         again = decide_prune(facts[::-1], digest_tag("current"), listed, POLICY, NOW)
         self.assertEqual(lines(again), lines(decisions))
 
+    def test_a_shared_manifest_is_said_kept_by_a_tag_that_is_no_digest_tag_first(self) -> None:
+        shared = fake_digest("release")
+        facts = [
+            image(digest_tag("old"), 45, shared),
+            image(digest_tag("listed"), 45, shared),
+            image("zz-release", 45, shared),
+            image(digest_tag("other"), 45, fake_digest("other")),
+            image("aa-other", 45, fake_digest("other")),
+        ]
+        policy = POLICY._replace(keep_newest=0)
+        decisions = decide_prune(facts, "none", {digest_tag("listed")}, policy, NOW)
+        self.assertEqual(
+            lines(decisions),
+            [
+                "keep aa-other not a digest tag",
+                "keep image_content_digest_listed listed",
+                "keep image_content_digest_old shares its manifest with zz-release",
+                "keep image_content_digest_other shares its manifest with aa-other",
+                "keep zz-release not a digest tag",
+            ],
+        )
+
+    def test_a_lock_is_judged_by_its_stated_end_alone_whatever_its_lease(self) -> None:
+        facts = [lock(digest_tag("a-lock"), -10, 50, lease=0.5)]
+        decisions = decide_prune(facts, "none", set(), POLICY, NOW)
+        self.assertEqual(lines(decisions), ["keep image_content_digest_a-lock live build lock"])
+
+    def test_locks_taken_at_the_epoch_come_after_the_dated_before_the_undated(self) -> None:
+        def epoch_lock(tag: str, since: float) -> TagFacts:
+            marker = LockMarker("host/1", "token", since, 60.0, 60.0, 0, False)
+            return TagFacts(tag, fake_digest(tag), "lock", since, (), marker)
+
+        facts = [
+            epoch_lock(digest_tag("a-lock"), 0.0),
+            epoch_lock(digest_tag("b-lock"), 0.5),
+            image(digest_tag("0undated"), None),
+            image(digest_tag("old"), 40),
+        ]
+        self.assertEqual(
+            lines(decide_prune(facts, "none", set(), POLICY._replace(keep_newest=0), NOW)),
+            [
+                "delete image_content_digest_old 2025-11-22T00:00:00Z",
+                "delete image_content_digest_b-lock 1970-01-01T00:00:00Z",
+                "delete image_content_digest_a-lock 1970-01-01T00:00:00Z",
+                "keep image_content_digest_0undated no build time",
+            ],
+        )
+
     def test_ties_at_the_newest_boundary_are_broken_by_name(self) -> None:
         facts = [image(digest_tag(name), 40) for name in ("c", "a", "b")]
         policy = POLICY._replace(keep_newest=1)
@@ -225,12 +285,25 @@ class BuildTimeTest(unittest.TestCase):
             with self.subTest(text):
                 self.assertIsNone(parse_time(text))
 
+    def test_sizes_as_the_summary_says_them(self) -> None:
+        table = {
+            0: "0 bytes",
+            999: "999 bytes",
+            1000: "1.0 kB",
+            1_500_000: "1.5 MB",
+            1_000_000: "1.0 MB",
+            2_500_000_000: "2.5 GB",
+            5_000_000_000_000: "5000.0 GB",
+        }
+        self.assertEqual({count: get_docker_image._size(count) for count in table}, table)
+
     def test_iso_time_is_utc_to_the_second(self) -> None:
         self.assertEqual(iso_time(1704164645.9), "2024-01-02T03:04:05Z")
 
     def test_an_image_without_a_build_time(self) -> None:
         build_time = get_docker_image._build_time
         self.assertEqual(build_time(b'{"created": "2024-01-02T03:04:05Z"}'), 1704164645.0)
+        self.assertEqual(build_time(b'{"created": "1970-01-01T00:00:01Z"}'), 1.0)
         for config in (
             b'{"created": "1970-01-01T00:00:00Z"}',  # SOURCE_DATE_EPOCH=0
             b'{"created": "0001-01-01T00:00:00Z"}',  # Go's zero time
@@ -267,6 +340,13 @@ class PruneTestCase(ScratchDirTestCase):
     def serve(self, server: MemoryRegistry) -> MemoryRegistry:
         self.addCleanup(server.close)
         return server
+
+    def use(self, server: MemoryRegistry) -> None:
+        """Runs against `server` instead of the plain MemoryRegistry."""
+        self.memory = self.serve(server)
+        self.address = server.address
+        self.client = registry.Registry(server.address, timeout=5, plain_http=True)
+        self.addCleanup(self.client.close)
 
     def argv(self, *extra: str, address: str | None = None) -> list[str]:
         return [
@@ -431,15 +511,18 @@ class PruneRunTest(PruneTestCase):
         self.assertEqual(self.docker_argvs(), [])  # a loopback registry: no docker info
 
     def test_dry_run_prints_the_same_lines_and_deletes_nothing(self) -> None:
-        self.push_mix()
+        _, pushed = self.push_mix()
         tags = self.tags()
         dry = self.prune("--keep-tags-from", "keep.txt", "--keep-newest", "2", "--dry-run")
         self.assertEqual(dry.status, 0, dry.stderr)
         self.assertEqual(self.tags(), tags)
         self.assertEqual(self.deletes(), [])
-        self.assertIn(
-            "get_docker_image [INFO] - Dry run: would delete 3 tags, keep 13; ",
+        freed = len(self.memory.blobs[pushed["d60"].config_digest])
+        self.assertEqual(
             dry.log_messages()[-1],
+            "get_docker_image [INFO] - Dry run: would delete 3 tags, keep 13; "
+            f"{get_docker_image._size(freed)} of blobs would be referenced by no kept tag "
+            "(what the registry's garbage collection can free).",
         )
         real = self.prune("--keep-tags-from", "keep.txt", "--keep-newest", "2")
         self.assertEqual(real.stdout, dry.stdout)
@@ -523,6 +606,25 @@ class TroubledRegistry(MemoryRegistry):
         super().respond(exchange, handler)
 
 
+class BarrierRegistry(MemoryRegistry):
+    """A MemoryRegistry whose manifest reads each wait until `parties` of them are under
+    way (at most 10 s: then `broken` counts it), before they are answered."""
+
+    def __init__(self, parties: int) -> None:
+        super().__init__()
+        self.barrier = threading.Barrier(parties, timeout=10)
+        self.broken = 0
+
+    def respond(self, exchange: Exchange, handler: BaseHTTPRequestHandler) -> None:
+        if exchange.method == "GET" and "/manifests/" in exchange.route:
+            try:
+                self.barrier.wait()
+            except threading.BrokenBarrierError:
+                with self._lock:
+                    self.broken += 1
+        super().respond(exchange, handler)
+
+
 @contextmanager
 def one_request_at_a_time() -> Iterator[None]:
     with mock.patch.object(get_docker_image, "PRUNE_CONCURRENCY", 1):
@@ -530,12 +632,6 @@ def one_request_at_a_time() -> Iterator[None]:
 
 
 class PruneFailureTest(PruneTestCase):
-    def use(self, server: MemoryRegistry) -> None:
-        self.memory = self.serve(server)
-        self.address = server.address
-        self.client = registry.Registry(server.address, timeout=5, plain_http=True)
-        self.addCleanup(self.client.close)
-
     def test_a_delete_failing_midway_stops_the_run_and_says_which_tags_went(self) -> None:
         troubled = TroubledRegistry("DELETE", "", 500, "UNKNOWN", first=3)
         self.use(troubled)
@@ -591,7 +687,11 @@ class PruneFailureTest(PruneTestCase):
         result = self.prune("--keep-newest", "0")
         self.assertEqual(result.status, 0, result.stderr)
         self.assertEqual(result.stdout.splitlines(), [delete_line(old)])
-        self.assertIn("failed for a transient reason; retry 1 of 1", result.stderr)
+        self.assertIn(
+            f"get_docker_image [WARNING] - GET {old.tag} failed for a transient reason; "
+            "retry 1 of 1 in 0.0 s",
+            result.log_messages(),
+        )
 
     def test_a_manifest_already_deleted_by_someone_else_counts_as_gone(self) -> None:
         self.use(TroubledRegistry("DELETE", "", 404, "MANIFEST_UNKNOWN", times=1))
@@ -602,6 +702,29 @@ class PruneFailureTest(PruneTestCase):
         self.assertEqual(result.stdout.splitlines(), [delete_line(old), delete_line(older)])
         self.assertIn("Deleted 2 tags, kept 0", result.log_messages()[-1])
         self.assertEqual(self.tags(), [old.tag])  # the registry said it was gone already
+        self.assertIn(
+            f"get_docker_image [INFO] - {old.tag} was gone already (its manifest is deleted).",
+            result.log_messages(),
+        )
+
+    def test_a_transient_failure_of_the_tag_list_or_a_delete_is_retried(self) -> None:
+        for method, route_end, what in (
+            ("GET", "/tags/list", "GET tags"),
+            ("DELETE", "", f"DELETE {digest_tag('old')}"),
+        ):
+            with self.subTest(method):
+                self.use(TroubledRegistry(method, route_end, 503, "X", times=1))
+                old = self.push(digest_tag("old"), 40)
+                result = self.prune("--keep-newest", "0")
+                self.assertEqual(result.status, 0, result.stderr)
+                self.assertEqual(result.stdout.splitlines(), [delete_line(old)])
+                self.assertEqual(
+                    [line for line in result.log_messages() if "[WARNING]" in line],
+                    [
+                        f"get_docker_image [WARNING] - {what} failed for a transient reason; "
+                        "retry 1 of 1 in 0.0 s"
+                    ],
+                )
 
     def test_deletes_refused_by_the_registry_end_in_one_line_with_the_hint(self) -> None:
         old = self.push(digest_tag("old"), 40)
@@ -642,8 +765,316 @@ class PruneFailureTest(PruneTestCase):
 
     def test_a_missing_keep_list_stops_the_run_before_the_registry_is_asked(self) -> None:
         result = self.prune("--keep-tags-from", "no-such-file")
-        self.assert_one_error(result, "--keep-tags-from file", "no-such-file")
+        self.assert_one_error(result, " - --keep-tags-from file not found: 'no-such-file'")
         self.assertEqual(self.memory.exchanges, [])
+
+
+class TagFactsTest(PruneTestCase):
+    """_tag_facts on manifests put straight into the registry: what prune knows of a tag."""
+
+    def access(self) -> RegistryAccess:
+        return RegistryAccess(registry, self.client, self.address, REPOSITORY, Retries(1, 0))
+
+    def put(self, tag: str, media_type: str, document: object) -> str:
+        body = json.dumps(document).encode()
+        return self.memory.put_manifest(REPOSITORY, tag, media_type, body)
+
+    def put_blob(self, data: bytes) -> str:
+        digest = registry.digest_of(data)
+        self.memory.blobs[digest] = data
+        return digest
+
+    def test_golden_table_of_each_kind_of_manifest(self) -> None:
+        child_a, child_b = fake_digest("child a"), fake_digest("child b")
+        layers = [fake_digest(f"layer {number}") for number in range(6)]
+        config = self.put_blob(b'{"created": "2024-01-02T03:04:05Z"}')
+        missing_config = fake_digest("a config the registry lacks")
+        marker = LockMarker("host/1", "t0k3n", NOW - 60, NOW + 60, 60.0, 2, False)
+        entries = [{"digest": child_a}, "junk", {"digest": 5}, {"size": 3}, {"digest": child_b}]
+        odd_layers = [
+            {"digest": layers[0], "size": 0},
+            {"digest": 7, "size": 10},
+            {"digest": layers[1], "size": "10"},
+            {"digest": layers[2], "size": -1},
+            "junk",
+            {"digest": layers[3], "size": 20},
+        ]
+        oci, docker = registry.OCI_MANIFEST, registry.DOCKER_MANIFEST
+        schema1 = "application/vnd.docker.distribution.manifest.v1+prettyjws"
+        put = {
+            "index": self.put(digest_tag("index"), registry.OCI_INDEX, {"manifests": entries}),
+            "list": self.put(digest_tag("list"), registry.DOCKER_MANIFEST_LIST, {}),
+            "schema1": self.put(digest_tag("schema1"), schema1, {"schemaVersion": 1}),
+            "lock": self.put(digest_tag("a-lock"), oci, marker.document()),
+            "broken-lock": self.put(digest_tag("b-lock"), oci, {"annotations": {}}),
+            "built": self.put(
+                digest_tag("built"),
+                docker,
+                {
+                    "config": {"digest": config, "size": 36},
+                    "layers": [{"digest": layers[4], "size": 1000}],
+                },
+            ),
+            "odd": self.put(digest_tag("odd"), oci, {"config": "junk", "layers": odd_layers}),
+            "bad-config": self.put(digest_tag("bad"), oci, {"config": {"digest": 12, "size": 2}}),
+            "no-config-blob": self.put(
+                digest_tag("lost"), oci, {"config": {"digest": missing_config, "size": 2}}
+            ),
+        }
+        access = self.access()
+        with self.assertNoLogs("get_docker_image"):
+            found = {
+                tag: get_docker_image._tag_facts(access, tag)
+                for tag in sorted(self.memory.tags[REPOSITORY])
+            }
+        self.assertEqual(
+            found,
+            {
+                digest_tag("index"): TagFacts(
+                    digest_tag("index"), put["index"], "index", None, (), None, (child_a, child_b)
+                ),
+                digest_tag("list"): TagFacts(
+                    digest_tag("list"), put["list"], "index", None, (), None, ()
+                ),
+                digest_tag("schema1"): TagFacts(
+                    digest_tag("schema1"), put["schema1"], "other", None, (), None
+                ),
+                digest_tag("a-lock"): TagFacts(
+                    digest_tag("a-lock"), put["lock"], "lock", NOW - 60, (), marker
+                ),
+                digest_tag("b-lock"): TagFacts(
+                    digest_tag("b-lock"), put["broken-lock"], "lock", None, (), None
+                ),
+                digest_tag("built"): TagFacts(
+                    digest_tag("built"),
+                    put["built"],
+                    "image",
+                    1704164645.0,
+                    ((config, 36), (layers[4], 1000)),
+                    None,
+                ),
+                digest_tag("odd"): TagFacts(
+                    digest_tag("odd"),
+                    put["odd"],
+                    "image",
+                    None,
+                    ((layers[0], 0), (layers[3], 20)),
+                    None,
+                ),
+                digest_tag("bad"): TagFacts(
+                    digest_tag("bad"), put["bad-config"], "image", None, (), None
+                ),
+                digest_tag("lost"): TagFacts(
+                    digest_tag("lost"),
+                    put["no-config-blob"],
+                    "image",
+                    None,
+                    ((missing_config, 2),),
+                    None,
+                ),
+            },
+        )
+
+    def test_a_transient_failure_is_retried_and_the_warning_names_the_request(self) -> None:
+        config = registry.digest_of(b'{"created": "2024-01-02T03:04:05Z"}')
+        self.use(TroubledRegistry("GET", f"/blobs/{config}", 503, "X", times=1))
+        self.put_blob(b'{"created": "2024-01-02T03:04:05Z"}')
+        self.put(
+            digest_tag("built"), registry.OCI_MANIFEST, {"config": {"digest": config, "size": 36}}
+        )
+        with self.assertLogs("get_docker_image", "DEBUG") as logs:
+            facts = get_docker_image._tag_facts(self.access(), digest_tag("built"))
+        self.assertEqual(facts and facts.created, 1704164645.0)
+        self.assertEqual(
+            [record.getMessage() for record in logs.records],
+            [
+                f"GET {digest_tag('built')} config failed for a transient reason; "
+                "retry 1 of 1 in 0.0 s"
+            ],
+        )
+
+    def test_the_tags_are_read_prune_concurrency_at_a_time(self) -> None:
+        # Each manifest read waits until PRUNE_CONCURRENCY of them are under way: they
+        # all are at once (with fewer, the barrier breaks after its timeout).
+        concurrency = get_docker_image.PRUNE_CONCURRENCY
+        server = BarrierRegistry(concurrency)
+        self.use(server)
+        tags = [digest_tag(f"t{number:02}") for number in range(concurrency)]
+        schema1 = "application/vnd.docker.distribution.manifest.v1+prettyjws"
+        for tag in tags:
+            self.put(tag, schema1, {"schemaVersion": 1, "tag": tag})
+        found = get_docker_image.read_tag_facts(self.access(), tags)
+        self.assertEqual([facts.tag for facts in found], tags)
+        self.assertEqual(server.broken, 0)
+
+    def test_a_bug_while_reading_is_no_registry_error(self) -> None:
+        bug = mock.patch.object(get_docker_image, "_tag_facts", side_effect=KeyError("bug"))
+        with bug, self.assertRaises(KeyError):
+            get_docker_image.read_tag_facts(self.access(), [digest_tag("a"), digest_tag("b")])
+
+
+class ScriptedDeletes:
+    """A registry client's delete_manifest for execute_prune, by digest: what each
+    delete does (returns, or raises), in the order the test lets them run."""
+
+    def __init__(self) -> None:
+        self.failed = threading.Event()  # the second failure has been raised
+        self.asked: list[str] = []
+        self.script: dict[str, Callable[[], None]] = {}
+
+    def delete_manifest(self, repository: str, digest: str) -> None:
+        self.asked.append(digest)
+        self.script[digest]()
+
+
+class ExecutePruneTest(unittest.TestCase):
+    """execute_prune with a scripted client: the lines printed, the count, the error."""
+
+    def run_prune(
+        self, client: ScriptedDeletes, decisions: Sequence[get_docker_image.Decision]
+    ) -> tuple[list[str], BaseException | None, int | None]:
+        access = RegistryAccess(registry, client, "registry.example", "team/app", Retries(0, 0))
+        stdout = io.StringIO()
+        deleted, failure = None, None
+        with contextlib.redirect_stdout(stdout), self.assertNoLogs("get_docker_image"):
+            try:
+                deleted = get_docker_image.execute_prune(access, decisions, dry_run=False)
+            except BaseException as error:  # an interrupt too: what the tests check
+                failure = error
+        return stdout.getvalue().splitlines(), failure, deleted
+
+    def test_after_a_failure_the_deletes_under_way_that_went_are_printed(self) -> None:
+        # Two at a time: d0 and d1 start; d1 waits; d0, d2 and d3 run in turn, d3 fails,
+        # then d1 fails too. d2 went though the run had stopped: its line is printed.
+        client = ScriptedDeletes()
+        decisions = [
+            decision(image(digest_tag("k0"), 1), delete=False),
+            decision(image(digest_tag("d0"), 40)),
+            decision(image(digest_tag("d1"), 41)),
+            decision(image(digest_tag("k1"), 2), delete=False),
+            decision(image(digest_tag("d2"), 42)),
+            decision(image(digest_tag("d3"), 43)),
+        ]
+        digests = [fake_digest(digest_tag(name)) for name in ("d0", "d1", "d2", "d3")]
+
+        def first_failure() -> None:
+            self.assertTrue(client.failed.wait(10))
+            raise registry.RegistryError("DELETE d1: 500 first")
+
+        def second_failure() -> None:
+            client.failed.set()
+            raise registry.RegistryError("DELETE d3: 500 second")
+
+        client.script = dict(
+            zip(digests, (lambda: None, first_failure, lambda: None, second_failure), strict=True)
+        )
+        with mock.patch.object(get_docker_image, "PRUNE_CONCURRENCY", 2):
+            printed, failure, _ = self.run_prune(client, decisions)
+        self.assertEqual(
+            printed,
+            [
+                f"keep {digest_tag('k0')} younger",
+                f"delete {digest_tag('d0')} {iso_time(NOW - 40 * DAY)}",
+                f"delete {digest_tag('d2')} {iso_time(NOW - 42 * DAY)}",
+            ],
+        )
+        self.assertIsInstance(failure, get_docker_image.DockerError)
+        self.assertEqual(
+            str(failure), "stopped: DELETE d1: 500 first (after deleting 2 tags, printed above)"
+        )
+        self.assertEqual(sorted(client.asked), sorted(digests))
+
+    def test_an_interrupt_in_a_delete_is_raised_as_it_is(self) -> None:
+        client = ScriptedDeletes()
+
+        def interrupted() -> None:
+            raise KeyboardInterrupt
+
+        client.script = {fake_digest(digest_tag("d0")): interrupted}
+        printed, failure, _ = self.run_prune(client, [decision(image(digest_tag("d0"), 40))])
+        self.assertEqual(printed, [])
+        self.assertIsInstance(failure, KeyboardInterrupt)
+
+    def test_an_interrupt_while_printing_is_raised_once_the_deletes_are_printed(self) -> None:
+        client = ScriptedDeletes()
+        client.script = {fake_digest(digest_tag("d0")): lambda: None}
+        real_print = get_docker_image._print
+        calls = iter([KeyboardInterrupt()])
+
+        def print_interrupted(line: str) -> None:
+            interrupt = next(calls, None)
+            if interrupt is not None:
+                raise interrupt
+            real_print(line)
+
+        with mock.patch.object(get_docker_image, "_print", print_interrupted):
+            printed, failure, _ = self.run_prune(client, [decision(image(digest_tag("d0"), 40))])
+        self.assertEqual(printed, [f"delete {digest_tag('d0')} {iso_time(NOW - 40 * DAY)}"])
+        self.assertIsInstance(failure, KeyboardInterrupt)
+
+    def test_a_dry_run_prints_every_line_and_deletes_none(self) -> None:
+        client = ScriptedDeletes()
+        decisions = [
+            decision(image(digest_tag("d0"), 40)),
+            decision(image(digest_tag("k0"), 1), delete=False),
+        ]
+        access = RegistryAccess(registry, client, "registry.example", "team/app", Retries(0, 0))
+        stdout = io.StringIO()
+        with contextlib.redirect_stdout(stdout):
+            deleted = get_docker_image.execute_prune(access, decisions, dry_run=True)
+        self.assertEqual(deleted, 0)
+        self.assertEqual(
+            stdout.getvalue().splitlines(),
+            [
+                f"delete {digest_tag('d0')} {iso_time(NOW - 40 * DAY)}",
+                f"keep {digest_tag('k0')} younger",
+            ],
+        )
+        self.assertEqual(client.asked, [])
+
+
+class RegistryClientTest(PruneTestCase):
+    """registry_client: registry.py needed, plain HTTP where the engine allows it."""
+
+    def test_without_registry_py_the_option_is_a_usage_error_before_any_request(self) -> None:
+        import_module = importlib.import_module
+
+        def without_registry(name: str, package: str | None = None) -> object:
+            if name == "registry":
+                raise ModuleNotFoundError("No module named 'registry'", name="registry")
+            return import_module(name, package)
+
+        with mock.patch.object(importlib, "import_module", without_registry):
+            result = self.prune()
+        self.assertEqual(result.status, 2, result.stderr)
+        self.assertEqual(
+            result.stderr.splitlines()[-1],
+            "get_docker_image.py: error: --prune-older-than needs registry.py beside "
+            "get_docker_image.py (copy it from the tool)",
+        )
+        self.assertEqual(self.memory.exchanges, [])
+
+    def test_an_insecure_registry_of_the_engine_is_spoken_to_in_plain_http(self) -> None:
+        info = {"IndexConfigs": {"registry.example:5000": {"Secure": False}}}
+        answer = {"status": 0, "stdout": json.dumps(info)}
+        with open("script.json", "w", encoding="utf-8") as file:
+            json.dump({"info": [answer, answer]}, file)
+        self.set_env(FAKE_DOCKER_SCRIPT=os.path.join(self.root, "script.json"))
+        options = get_docker_image.parse_options(self.argv("--prune-older-than", "30d"))
+        docker = get_docker_image.Docker(options)
+        plain = {}
+        for host in ("registry.example:5000", "other.example:5000"):
+            with self.assertLogs(level="DEBUG"):  # the docker call's lines
+                access = get_docker_image.registry_client(
+                    docker, options, f"{host}/team/app:v1", "--prune-older-than"
+                )
+            self.addCleanup(access.client.close)
+            self.assertEqual((access.host, access.repository), (host, "team/app"))
+            plain[host] = access.client._plain_http
+        self.assertEqual(plain, {"registry.example:5000": True, "other.example:5000": False})
+        self.assertEqual(
+            self.docker_argvs(), [["info", "--format", "{{json .RegistryConfig}}"]] * 2
+        )
 
 
 class DeleteHintTest(unittest.TestCase):
@@ -675,6 +1106,55 @@ class DeleteHintTest(unittest.TestCase):
         self.assertIn("hub.docker.com", message)
         self.assertNotIn("storage.delete", self.refusal("registry.example", denied))
 
+    def test_golden_table_of_the_hint_by_host(self) -> None:
+        hub = (
+            "Docker Hub deletes tags through its own API (hub.docker.com), and only "
+            "untagged manifests through the registry's"
+        )
+        ecr = "Amazon ECR deletes images with `aws ecr batch-delete-image` or lifecycle rules"
+        google = (
+            "Google's registries delete a tagged manifest with "
+            "`gcloud artifacts docker images delete --delete-tags` or cleanup policies"
+        )
+        table = {
+            "docker.io": hub,
+            "index.docker.io": hub,
+            "registry-1.docker.io": hub,
+            "mirror.docker.io": None,
+            "ghcr.io": "GHCR deletes package versions through the GitHub API",
+            "ghcr.io.example": None,
+            "123456789012.dkr.ecr.eu-west-1.amazonaws.com": ecr,
+            "amazonaws.com.example": None,
+            "gcr.io": google,
+            "eu.gcr.io": google,
+            "europe-west1-docker.pkg.dev": google,
+            "evilgcr.io": None,
+            "docker.pkg.dev": None,
+            "registry.example:5000": None,
+        }
+        self.assertEqual({host: get_docker_image._delete_hint(host) for host in table}, table)
+
+    def test_each_refusal_in_full(self) -> None:
+        what = "DELETE /v2/team/app/manifests/sha256:x"
+        self.assertEqual(
+            self.refusal("registry.example", registry.AuthenticationError(f"{what}: 401"), 1),
+            f"registry registry.example refused our credentials: {what}: 401 (after deleting "
+            "1 tags, printed above) (are you logged in? docker login registry.example)",
+        )
+        self.assertEqual(
+            self.refusal("registry.example", registry.NotAllowed(f"{what}: 403")),
+            f"not allowed to delete from team/app: {what}: 403 (nothing deleted)",
+        )
+        self.assertEqual(
+            self.refusal("ghcr.io", registry.RegistryError(f"{what}: 500")),
+            f"stopped: {what}: 500 (nothing deleted); "
+            "GHCR deletes package versions through the GitHub API",
+        )
+        self.assertEqual(
+            self.refusal("registry.example", registry.RegistryError(f"{what}: 500")),
+            f"stopped: {what}: 500 (nothing deleted)",
+        )
+
 
 class KeepListTest(unittest.TestCase):
     def read(self, text: str) -> tuple[set[str], list[str]]:
@@ -685,6 +1165,18 @@ class KeepListTest(unittest.TestCase):
             get_docker_image._log.debug("start")
             tags = get_docker_image.read_keep_list(file.name, "127.0.0.1:5000/team/app")
         return tags, [record.getMessage() for record in logs.records[1:]]
+
+    def test_a_file_that_is_not_utf_8_is_an_input_error_naming_it(self) -> None:
+        with tempfile.NamedTemporaryFile("wb", suffix=".txt", delete=False) as file:
+            file.write(b"v1\n\xff\n")
+        self.addCleanup(os.remove, file.name)
+        with self.assertRaises(get_docker_image.InputError) as raised:
+            get_docker_image.read_keep_list(file.name, "127.0.0.1:5000/team/app")
+        self.assertEqual(
+            str(raised.exception),
+            f"--keep-tags-from file {file.name!r} is not UTF-8: 'utf-8' codec can't decode "
+            "byte 0xff in position 3: invalid start byte",
+        )
 
     def test_names_tags_comments_and_blanks(self) -> None:
         tags, warnings = self.read(
@@ -725,7 +1217,12 @@ class PruneOptionsTest(PruneTestCase):
         for text, seconds in (("90m", 5400), ("12h", 43200), ("30d", 2592000), ("2w", 1209600)):
             self.assertEqual(duration(text), seconds)
         self.assertEqual(duration("1.5d"), 129600)
-        for text in ("30", "0d", "-1d", "1y", "d", "1.5.2d", "", " 30d", "30 d", "30D", "1e3s"):
+        self.assertEqual(duration("1s"), 1)
+        self.assertEqual(duration("36500d"), 100 * 365 * 86400)  # the longest
+        for text in (
+            *("30", "0d", "-1d", "1y", "d", "1.5.2d", "", " 30d", "30 d", "30D", "1e3s"),
+            "876000.1h",  # 100 years and 6 minutes
+        ):
             with self.subTest(text):
                 self.usage_error(
                     self.argv(f"--prune-older-than={text}"),
