@@ -491,6 +491,45 @@ class UsageTest(CliTestCase):
         self.assertEqual((result.status, result.stderr), (0, ""))
         self.assertEqual(result.stdout, golden)
 
+    def test_defaults(self) -> None:
+        options = parse_options(["--repository", "r"])
+        self.assertEqual(
+            options._asdict(),
+            {
+                "action": get_docker_image.Action.GET_IMAGE,
+                "dockerfile": "Dockerfile",
+                "context": ".",
+                "build_args_text": "",
+                "build_args": (),
+                "other_build_args": (),
+                "registry": None,
+                "repository": "r",
+                "docker_path": "docker",
+                "hash_mode": get_docker_image.HashMode.ORIGINAL,
+                "hash_base_images": False,
+                "hash_platform": False,
+                "layer_cache": None,
+                "no_push": False,
+                "image_cache_dir": None,
+                "output_file": None,
+                "retries": 3,
+                "retry_delay": 2.0,
+                "probe_timeout": 60.0,
+                "transfer_timeout": 600.0,
+                "build_lock": None,
+                "build_lock_timeout": 10800.0,
+                "prune": None,
+                "debug": False,
+            },
+        )
+
+    def test_help_examples_of_an_installed_command_have_no_python3(self) -> None:
+        text = get_docker_image.build_parser("get-docker-image").format_help()
+        examples = [line for line in text.splitlines() if "--repository ci/build" in line]
+        self.assertEqual(len(examples), 5, text)
+        self.assertEqual([line for line in examples if "python3" in line], [])
+        self.assertIn("  IMAGE=$(get-docker-image --repository ci/build --print-image-name)", text)
+
     def test_help_examples_are_not_wrapped(self) -> None:
         result = run_main(["--help"])
         self.assertIn("      --docker-build-args \"--build-arg VERSION='1 2'\"\n", result.stdout)
