@@ -65,6 +65,14 @@ class GoldenTagTest(ScratchDirTestCase):
 
     def test_read_sizes_and_read_ahead_do_not_change_tags(self) -> None:
         """Chunk boundaries anywhere, every file read in chunks, threaded reads."""
+        with self.assertLogs("get_docker_image", "DEBUG") as logs:  # off the console
+            self.check_read_sizes()
+        # Only the warnings about links that make tags vary by runner.
+        for record in logs.records:
+            self.assertEqual(record.levelname, "WARNING")
+            self.assertRegex(record.getMessage(), r"^A .*--hash-mode docker")
+
+    def check_read_sizes(self) -> None:
         for number, case in enumerate(GOLDEN_CASES):
             case_root = os.path.join(self.root, str(number))
             os.mkdir(case_root)
