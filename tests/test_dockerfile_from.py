@@ -690,14 +690,19 @@ HEREDOCS: list[tuple[str, str, list[BaseImage] | str]] = [
         [F(7, "c")],
     ),
     (
-        'escapes in "...": \\$ is $, \\X stays',
-        'RUN <<"E\\$X" <<"F\\X"\nFROM x\nE\\$X\nE$X\nFROM y\nFX\nF\\X\nFROM c\n',
-        [F(9, "c")],
+        'an escape in "...": \\$ is $',
+        'RUN <<"E\\$X"\nFROM x\nE$X\nFROM y\nE\\$X\nFROM c\n',
+        [F(5, "y"), F(7, "c")],
+    ),
+    (
+        'an escape in "...": \\X stays',
+        'RUN <<"F\\X"\nFROM x\nFX\nFROM y\nF\\X\nFROM c\n',
+        [F(7, "c")],
     ),
     (
         "no escapes in '...'",
-        "RUN <<'E\\$'\nFROM x\nE$\nE\\$\nFROM c\n",
-        [F(6, "c")],
+        "RUN <<'E\\$'\nFROM x\nE$\nFROM y\nE\\$\nFROM c\n",
+        [F(7, "c")],
     ),
     (
         "an escaped quote does not close the quote: no heredoc inside",
@@ -723,15 +728,15 @@ HEREDOCS: list[tuple[str, str, list[BaseImage] | str]] = [
     ("no heredoc in ENV", "ENV A=<<EOF\nFROM c\n", [F(3, "c")]),
     (
         "the terminator is the whole line, but for its CR",
-        "RUN <<EOF\r\nFROM x\r\nEOF \r\n EOF\r\nEOF\r\nFROM c\r\n",
-        [F(7, "c")],
+        "RUN <<EOF\r\nFROM x\r\nEOF \r\nFROM y\r\n EOF\r\nFROM z\r\nEOF\r\nFROM c\r\n",
+        [F(9, "c")],
     ),
     (
         "a tab before the terminator counts without -",
-        "RUN <<EOF\n\tEOF\nEOF\nFROM c\n",
-        [F(5, "c")],
+        "RUN <<EOF\n\tEOF\nFROM x\nEOF\nFROM c\n",
+        [F(6, "c")],
     ),
-    ("<<- strips tabs only", "RUN <<-EOF\n  EOF\n\t\tEOF\nFROM c\n", [F(5, "c")]),
+    ("<<- strips tabs only", "RUN <<-EOF\n  EOF\nFROM x\n\t\tEOF\nFROM c\n", [F(6, "c")]),
     ("unterminated", "RUN <<EOF\nFROM x\n", "line 2: unterminated heredoc"),
 ]
 
@@ -753,7 +758,7 @@ EXACT: list[tuple[str, str, dict[str, str], list[BaseImage] | str]] = [
     ("\\x1c ends no line", "FROM a\x1c\nFROM \\\n b\x1c\n", {}, [F(1, "a\x1c"), F(2, "b\x1c")]),
     ("a \\x1c line inside an instruction is kept", "FROM a\\\n\x1c\n", {}, [F(1, "a\x1c")]),
     ("a continued line ending in X", "FROM \\\n  imageX\n", {}, [F(1, "imageX")]),
-    ("an escape before X is no continuation", "FROM a\\X\nFROM b\n", {}, [F(1, "aX"), F(2, "b")]),
+    ("an escape before X is no continuation", "FROM a\\X \nFROM b\n", {}, [F(1, "aX"), F(2, "b")]),
     ("a BOM before FROM", "\ufeffFROM a\n", {}, [F(1, "a")]),
     ("\\x1c after FROM is part of the name", "FROM \x1ca\n", {}, [F(1, "\x1ca")]),
     ("U+00A0 splits no words", "FROM a\xa0b\n", {}, [F(1, "a\xa0b")]),
@@ -781,6 +786,7 @@ EXACT: list[tuple[str, str, dict[str, str], list[BaseImage] | str]] = [
     ),
     ("// syntax= for other frontends", "// syntax=x/y\nFROM a\n", {}, [S(1, "x/y"), F(2, "a")]),
     ("syntax= and a CR is no directive", "# syntax=\r\nFROM a\n", {}, [F(2, "a")]),
+    ("\\x1c before # is no space", "\x1c# escape=`\nFROM a:`\n1\n", {}, [F(2, "a:`")]),
     ("\\x1c after # is no space", "#\x1csyntax=x/y\nFROM a\n", {}, [F(2, "a")]),
     (
         "the syntax is cut at its first space only",
@@ -970,8 +976,8 @@ class ExactResultsTest(unittest.TestCase):
 class BudgetTest(unittest.TestCase):
     def test_the_limit_is_in_the_message(self) -> None:
         # 2**24 chars, and 16 a char of the Dockerfile and of the build args.
-        doubling = "".join(f"ARG A{i + 1}=x$A{i}$A{i}\n" for i in range(30))
-        dockerfile = f"ARG A0=0123456789\n{doubling}FROM a:$A30\n"
+        doubling = "".join(f"ARG A{i + 1}=x$A{i}$A{i}\n" for i in range(22))
+        dockerfile = f"ARG A0=0123456789\n{doubling}FROM a:$A22\n"
         args = {"PAD": "p" * 1000}
         limit = (1 << 24) + 16 * (len(dockerfile) + 3 + 1000)
         with self.assertRaises(DockerfileError) as caught:
