@@ -737,6 +737,16 @@ HEREDOCS: list[tuple[str, str, list[BaseImage] | str]] = [
         [F(6, "c")],
     ),
     ("<<- strips tabs only", "RUN <<-EOF\n  EOF\nFROM x\n\t\tEOF\nFROM c\n", [F(6, "c")]),
+    (
+        "a quote left open: no heredoc, as docker's lexer fails",
+        "RUN <<EOF echo 'x\nFROM x\nEOF\nFROM c\n",
+        [F(3, "x"), F(5, "c")],
+    ),
+    (
+        "a quote left open after an escape: no heredoc",
+        'RUN <<EOF "x\\\\\\\nFROM x\nEOF\nFROM c\n',
+        [F(3, "x"), F(5, "c")],
+    ),
     ("unterminated", "RUN <<EOF\nFROM x\n", "line 2: unterminated heredoc"),
 ]
 
