@@ -722,6 +722,17 @@ HEREDOCS: list[tuple[str, str, list[BaseImage] | str]] = [
         [F(7, "c")],
     ),
     ("an ONBUILD RUN opens one", "ONBUILD RUN <<EOF\nFROM x\nEOF\nFROM c\n", [F(5, "c")]),
+    (
+        # (docker's instruction parser then refuses the flag)
+        "an escaped blank in a flag of ONBUILD: the flag takes RUN",
+        "ONBUILD --x\\ RUN <<EOF\nFROM x\nEOF\nFROM c\n",
+        [F(3, "x"), F(5, "c")],
+    ),
+    (
+        "an escaped tab ending the name is part of it",
+        "RUN <<A\\\t B\nFROM x\nA\\\nFROM y\nA\t\nFROM c\n",
+        [F(7, "c")],
+    ),
     ("onbuild, lowercase", "onbuild copy <<EOF /f\nFROM x\nEOF\nFROM c\n", [F(5, "c")]),
     ("the JSON form opens none", 'RUN ["echo", "<<EOF"]\nFROM c\n', [F(3, "c")]),
     ("a [ that is no JSON", "RUN [ <<EOF\nFROM x\nEOF\nFROM c\n", [F(5, "c")]),
