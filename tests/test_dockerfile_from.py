@@ -783,6 +783,7 @@ EXACT: list[tuple[str, str, dict[str, str], list[BaseImage] | str]] = [
     ("a BOM before FROM", "\ufeffFROM a\n", {}, [F(1, "a")]),
     ("\\x1c after FROM is part of the name", "FROM \x1ca\n", {}, [F(1, "\x1ca")]),
     ("U+00A0 splits no words", "FROM a\xa0b\n", {}, [F(1, "a\xa0b")]),
+    # (an unknown instruction to docker's instruction parser, as in test_go_whitespace)
     (
         "an instruction named ARGS is no ARG",
         "ARGS A=1\nFROM a:${A:-unset}\n",
@@ -807,6 +808,7 @@ EXACT: list[tuple[str, str, dict[str, str], list[BaseImage] | str]] = [
     ),
     ("// syntax= for other frontends", "// syntax=x/y\nFROM a\n", {}, [S(1, "x/y"), F(2, "a")]),
     ("syntax= and a CR is no directive", "# syntax=\r\nFROM a\n", {}, [F(2, "a")]),
+    # (an unknown instruction to docker's instruction parser, as in test_go_whitespace)
     ("\\x1c before # is no space", "\x1c# escape=`\nFROM a:`\n1\n", {}, [F(2, "a:`")]),
     ("\\x1c after # is no space", "#\x1csyntax=x/y\nFROM a\n", {}, [F(2, "a")]),
     (
