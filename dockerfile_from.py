@@ -246,6 +246,8 @@ def _words(text: str, *, keep_quotes: bool) -> list[str]:  # noqa: PLR0912 (a le
         else:
             word.append(ch)
             in_word = True
+    if quote:
+        return []  # docker's lexer fails: a line with an open quote has no heredocs
     if in_word:
         words.append("".join(word))
     return words

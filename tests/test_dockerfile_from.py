@@ -655,5 +655,381 @@ class LinesTest(unittest.TestCase):
         self.assertEqual(images("FROM a A\u017f b\nFROM b\n"), [F(1, "a")])
 
 
+# Heredoc bodies, as BuildKit's heredocsFromLine finds their terminators:
+# each Dockerfile has FROM a, the instruction, then lines naming FROM x, y,
+# z between candidate terminators; what is left shows where each body ended.
+# (what it shows, the instruction and the lines after it, expected after FROM a)
+HEREDOCS: list[tuple[str, str, list[BaseImage] | str]] = [
+    ("blanks after << are part of the word", "RUN << EOF\nFROM x\nEOF\nFROM c\n", [F(5, "c")]),
+    (
+        "blanks and a tab after <<, then a quoted name",
+        'RUN <<  \t"EOF"\nFROM x\nEOF\nFROM c\n',
+        [F(5, "c")],
+    ),
+    ("<< at the end of the line is no heredoc", "RUN <<\nFROM c\n", [F(3, "c")]),
+    ("<< at the end after a quote", 'RUN echo "" <<\nFROM c\n', [F(3, "c")]),
+    ("a lone < at the end", 'RUN <<EOF "" <\nFROM x\nEOF\nFROM c\n', [F(5, "c")]),
+    (
+        "a quoted name, then another heredoc",
+        'RUN <<"A" <<B\nFROM x\nA\nFROM y\nB\nFROM c\n',
+        [F(7, "c")],
+    ),
+    (
+        "a quoted name after a blank, then another heredoc",
+        'RUN << "A" <<B\nFROM x\nA\nFROM y\nB\nFROM c\n',
+        [F(7, "c")],
+    ),
+    (
+        "a quote in the name takes the blank after it",
+        'RUN <<A"B C"\nFROM x\nAB\nFROM y\nAB C\nFROM c\n',
+        [F(7, "c")],
+    ),
+    (
+        "a quoted name ends at its quote: AX",
+        "RUN <<'A'X\nFROM x\nA\nFROM y\nAX\nFROM c\n",
+        [F(7, "c")],
+    ),
+    (
+        'an escape in "...": \\$ is $',
+        'RUN <<"E\\$X"\nFROM x\nE$X\nFROM y\nE\\$X\nFROM c\n',
+        [F(5, "y"), F(7, "c")],
+    ),
+    (
+        'an escape in "...": \\X stays',
+        'RUN <<"F\\X"\nFROM x\nFX\nFROM y\nF\\X\nFROM c\n',
+        [F(7, "c")],
+    ),
+    (
+        "no escapes in '...'",
+        "RUN <<'E\\$'\nFROM x\nE$\nFROM y\nE\\$\nFROM c\n",
+        [F(7, "c")],
+    ),
+    (
+        "an escaped quote does not close the quote: no heredoc inside",
+        'RUN echo "\\" <<EOF"\nFROM c\n',
+        [F(3, "c")],
+    ),
+    ("an escape starts a word", "RUN \\a <<EOF\nFROM x\nEOF\nFROM c\n", [F(5, "c")]),
+    ("a word ending in < before a heredoc", 'RUN "" x< <<EOF\nFROM x\nEOF\nFROM c\n', [F(5, "c")]),
+    (
+        "a space that is not a blank ends the << word",
+        "RUN <<\u3000EOF\nFROM x\nEOF\nFROM c\n",
+        [F(3, "x"), F(5, "c")],
+    ),
+    (
+        "\\x1c is no space: part of the name",
+        "RUN <<\x1cEOF\nFROM x\nEOF\nFROM y\n\x1cEOF\nFROM c\n",
+        [F(7, "c")],
+    ),
+    ("an ONBUILD RUN opens one", "ONBUILD RUN <<EOF\nFROM x\nEOF\nFROM c\n", [F(5, "c")]),
+    (
+        # (docker's instruction parser then refuses the flag)
+        "an escaped blank in a flag of ONBUILD: the flag takes RUN",
+        "ONBUILD --x\\ RUN <<EOF\nFROM x\nEOF\nFROM c\n",
+        [F(3, "x"), F(5, "c")],
+    ),
+    (
+        "an escaped tab ending the name is part of it",
+        "RUN <<A\\\t B\nFROM x\nA\\\nFROM y\nA\t\nFROM c\n",
+        [F(7, "c")],
+    ),
+    ("onbuild, lowercase", "onbuild copy <<EOF /f\nFROM x\nEOF\nFROM c\n", [F(5, "c")]),
+    ("the JSON form opens none", 'RUN ["echo", "<<EOF"]\nFROM c\n', [F(3, "c")]),
+    ("a [ that is no JSON", "RUN [ <<EOF\nFROM x\nEOF\nFROM c\n", [F(5, "c")]),
+    ("no heredoc in ENV", "ENV A=<<EOF\nFROM c\n", [F(3, "c")]),
+    (
+        "the terminator is the whole line, but for its CR",
+        "RUN <<EOF\r\nFROM x\r\nEOF \r\nFROM y\r\n EOF\r\nFROM z\r\nEOF\r\nFROM c\r\n",
+        [F(9, "c")],
+    ),
+    (
+        "a tab before the terminator counts without -",
+        "RUN <<EOF\n\tEOF\nFROM x\nEOF\nFROM c\n",
+        [F(6, "c")],
+    ),
+    ("<<- strips tabs only", "RUN <<-EOF\n  EOF\nFROM x\n\t\tEOF\nFROM c\n", [F(6, "c")]),
+    (
+        "a quote left open: no heredoc, as docker's lexer fails",
+        "RUN <<EOF echo 'x\nFROM x\nEOF\nFROM c\n",
+        [F(3, "x"), F(5, "c")],
+    ),
+    (
+        "a quote left open after an escape: no heredoc",
+        'RUN <<EOF "x\\\\\\\nFROM x\nEOF\nFROM c\n',
+        [F(3, "x"), F(5, "c")],
+    ),
+    ("unterminated", "RUN <<EOF\nFROM x\n", "line 2: unterminated heredoc"),
+]
+
+# (what it shows, Dockerfile, build args, the base images or the exact error)
+EXACT: list[tuple[str, str, dict[str, str], list[BaseImage] | str]] = [
+    # --- lines and continuations
+    ("a trailing blank", "FROM a \nFROM b\t\n", {}, [F(1, "a"), F(2, "b")]),
+    ("a continuation at the end", "FROM b\nFROM a \\\n", {}, [F(1, "b"), F(2, "a")]),
+    (
+        "a continuation with blanks after it, CRLF",
+        "FROM a \\ \r\n  AS b\r\nFROM b \\\t\r\n\r\n  AS c\r\n"
+        "FROM c \\\r\n AS \\\r\n d\r\nFROM e\r\n",
+        {},
+        [F(1, "a"), F(9, "e")],
+    ),
+    ("a comment ending in \\ continues nothing", "# a \\\nFROM a\n", {}, [F(2, "a")]),
+    ("#! is a comment", "#!x \\\nFROM a\n", {}, [F(2, "a")]),
+    ("a one-char line", "x\nFROM a\n", {}, [F(2, "a")]),
+    ("\\x1c ends no line", "FROM a\x1c\nFROM \\\n b\x1c\n", {}, [F(1, "a\x1c"), F(2, "b\x1c")]),
+    ("a \\x1c line inside an instruction is kept", "FROM a\\\n\x1c\n", {}, [F(1, "a\x1c")]),
+    ("a continued line ending in X", "FROM \\\n  imageX\n", {}, [F(1, "imageX")]),
+    ("an escape before X is no continuation", "FROM a\\X \nFROM b\n", {}, [F(1, "aX"), F(2, "b")]),
+    ("a BOM before FROM", "\ufeffFROM a\n", {}, [F(1, "a")]),
+    ("\\x1c after FROM is part of the name", "FROM \x1ca\n", {}, [F(1, "\x1ca")]),
+    ("U+00A0 splits no words", "FROM a\xa0b\n", {}, [F(1, "a\xa0b")]),
+    # (an unknown instruction to docker's instruction parser, as in test_go_whitespace)
+    (
+        "an instruction named ARGS is no ARG",
+        "ARGS A=1\nFROM a:${A:-unset}\n",
+        {},
+        [F(2, "a:unset")],
+    ),
+    # --- parser directives
+    ("escape=\\ is allowed", "# escape=\\\nFROM a \\\n AS b\n", {}, [F(2, "a")]),
+    ("an indented escape directive", "  # escape=`\nFROM a `\nAS b\n", {}, [F(2, "a")]),
+    ("escape= and a CR is no directive", "# escape=\r\nFROM a\n", {}, [F(2, "a")]),
+    (
+        "a bad escape: \\x1c is part of the value",
+        "# escape=`\x1c\nFROM a\n",
+        {},
+        "line 1: invalid escape token '`\\x1c' does not match ` or \\",
+    ),
+    (
+        "a bad escape: X",
+        "# escape=`X\nFROM a\n",
+        {},
+        "line 1: invalid escape token '`X' does not match ` or \\",
+    ),
+    ("// syntax= for other frontends", "// syntax=x/y\nFROM a\n", {}, [S(1, "x/y"), F(2, "a")]),
+    ("syntax= and a CR is no directive", "# syntax=\r\nFROM a\n", {}, [F(2, "a")]),
+    # (an unknown instruction to docker's instruction parser, as in test_go_whitespace)
+    ("\\x1c before # is no space", "\x1c# escape=`\nFROM a:`\n1\n", {}, [F(2, "a:`")]),
+    ("\\x1c after # is no space", "#\x1csyntax=x/y\nFROM a\n", {}, [F(2, "a")]),
+    (
+        "the syntax is cut at its first space only",
+        "# syntax=x/y\vz\tw v u\nFROM a\n",
+        {},
+        [S(1, "x/y\vz\tw"), F(2, "a")],
+    ),
+    (
+        "BUILDKIT_SYNTAX is cut at its first space only",
+        "FROM a\n",
+        {"BUILDKIT_SYNTAX": " x/y\tz v u "},
+        [S(0, "x/y\tz"), F(1, "a")],
+    ),
+    # --- FROM flags
+    ("a quoted flag", 'FROM --platform="linux"/arm64 a\n', {}, [F(1, "a", "linux/arm64")]),
+    (
+        "a flag's quotes go before expansion",
+        "ARG P=linux/arm64\nFROM --platform='$P' a\nFROM --platform=\\$P b\n",
+        {},
+        [F(2, "a", "linux/arm64"), F(3, "b", "linux/arm64")],
+    ),
+    (
+        "escape=`: a flag's escapes go before expansion",
+        "# escape=`\nARG P=linux/arm64\nFROM --platform=`$P a\n",
+        {},
+        [F(3, "a", "linux/arm64")],
+    ),
+    ("an escape in a flag", "FROM --platform=linux/ar\\m64 a\n", {}, [F(1, "a", "linux/arm64")]),
+    ("X in a flag", "ARG X=linux/arm64\nFROM --platform=$X a\n", {}, [F(2, "a", "linux/arm64")]),
+    ("-- ends the flags", "FROM -- a\n", {}, [F(1, "a")]),
+    (
+        "an escape ending the flags is dropped",
+        "FROM --platform=a\\\\\\\n",
+        {},
+        "line 1: FROM requires either one or three arguments",
+    ),
+    (
+        "a platform expanding to nothing",
+        "FROM --platform=\\\\ a\n",
+        {},
+        "line 1: empty platform value from expression \\",
+    ),
+    (
+        "a platform expanded in full",
+        "FROM --platform=linux/$BUILDARCH a\n",
+        {},
+        [F(1, "a", "linux/amd64")],
+    ),
+    (
+        "an error in a platform",
+        "FROM --platform=${P:?no} a\n",
+        {},
+        "line 1: P: no in '${P:?no}'",
+    ),
+    # --- stage names
+    (
+        "a stage name may end in z, 9",
+        "FROM a AS z9\nFROM z9\nFROM b AS z\nFROM z\n",
+        {},
+        [F(1, "a"), F(3, "b")],
+    ),
+    (
+        "a stage name cannot start with _",
+        "FROM a AS _x\n",
+        {},
+        "line 1: invalid name for build stage: '_x', "
+        "name can't start with a number or contain symbols",
+    ),
+    # --- ARG
+    ("ARG alone", "ARG\nFROM a\n", {}, "line 1: ARG requires at least one argument"),
+    (
+        "ARG words: quotes and escapes kept until expansion",
+        'ARG A="a\\"b" B=\'c\\\' C=\\$A D=a\\ b  E="\\$A" F=x\\\\\nFROM i:$A-$B-$C-$D-$E-$F\n',
+        {},
+        [F(2, 'i:a"b-c\\-$A-a b-$A-x\\')],
+    ),
+    ("X in ARG words", "ARG X=1 Y=2\nFROM a:$X-$Y\n", {}, [F(2, "a:1-2")]),
+    ("an ARG escape at the end is dropped", "ARG A=a\\\\\\\nFROM i:$A\n", {}, [F(2, "i:a\\")]),
+    (
+        "BUILDOSVERSION and TARGETOSVERSION are set, empty",
+        "FROM a:${BUILDOSVERSION-unset}${TARGETOSVERSION-unset}${BUILDOSVERSION:-e}\n",
+        {},
+        [F(1, "a:e")],
+    ),
+    # --- expansion
+    ("empty quotes", "FROM a:\"\"''1\n", {}, [F(1, "a:1")]),
+    (
+        "${1X is an unsupported modifier",
+        "FROM a:${1X\n",
+        {},
+        "line 1: unsupported modifier (X) in substitution in 'a:${1X'",
+    ),
+    (
+        "${A:X at the end misses a }",
+        "FROM a:${A:X\n",
+        {},
+        "line 1: syntax error: missing '}' in 'a:${A:X'",
+    ),
+    (
+        "${A:X} is an unsupported modifier",
+        "FROM a:${A:Xb}\n",
+        {},
+        "line 1: unsupported modifier (:X) in substitution in 'a:${A:Xb}'",
+    ),
+    ("${A alone misses a }", "FROM a:${A\n", {}, "line 1: syntax error: missing '}' in 'a:${A'"),
+    (
+        "a pattern ending in an escape",
+        "ARG A=a\nARG P\nFROM x${A#$P}\n",
+        {"P": "\\"},
+        "line 3: invalid pattern (\\) in substitution: invalid escape '\\\ufffd' in 'x${A#$P}'",
+    ),
+    (
+        "an error in a word of 200 chars shows it",
+        "FROM " + "a" * 199 + '"\n',
+        {},
+        "line 1: unexpected end of statement while looking for matching double-quote in '"
+        + "a" * 199
+        + "\"'",
+    ),
+    (
+        "an error in a word of 201 chars shows 200",
+        "FROM " + "a" * 200 + '"\n',
+        {},
+        "line 1: unexpected end of statement while looking for matching double-quote in '"
+        + "a" * 200
+        + "...'",
+    ),
+]
+
+
+def exact(dockerfile: str, args: Mapping[str, str]) -> list[BaseImage] | str:
+    """The base images, or the message of the error."""
+    try:
+        return images(dockerfile, args)
+    except DockerfileError as e:
+        return str(e)
+
+
+class ExactResultsTest(unittest.TestCase):
+    """Complete results and exact messages; each within a deadline, as a
+    lexer that stops moving forward would loop."""
+
+    def test_heredocs(self) -> None:
+        for what, text, expected in HEREDOCS:
+            with self.subTest(what):
+                dockerfile = "FROM a\n" + text
+                found = run_with_deadline(self, 1, partial(exact, dockerfile, {}))
+                self.assertEqual(
+                    found, [F(1, "a"), *expected] if isinstance(expected, list) else expected
+                )
+
+    def test_heredocs_with_escape_backtick(self) -> None:
+        # A \ ending the line is plain: the lexer of heredocs keeps it.
+        dockerfile = "# escape=`\nFROM a\nRUN <<EOF \\\nFROM x\nEOF\nFROM c\n"
+        found = run_with_deadline(self, 1, partial(exact, dockerfile, {}))
+        self.assertEqual(found, [F(2, "a"), F(6, "c")])
+
+    def test_dockerfiles(self) -> None:
+        for what, dockerfile, args, expected in EXACT:
+            with self.subTest(what):
+                found = run_with_deadline(self, 1, partial(exact, dockerfile, args))
+                self.assertEqual(found, expected)
+
+    def test_expansions(self) -> None:
+        env = {
+            "A": "\\x",
+            "B": "bbc",
+            "V": "aib",
+            "R": "$$x",
+            "S": "$$$0",
+            "T": "<$a_b>",
+            "U": "$-$0",
+        }
+        for word, result in [
+            ('${A#"\\\\*"}', "x"),  # raw escapes in "..." inside ${A#...}
+            ('"a\\"b"', 'a"b'),
+            ("${B#ab}", "bbc"),
+            ("${V//i/$R}", "a$xb"),
+            ("${V//i/$S}", "a$ib"),
+            ("${V//i/$T}", "a<>b"),
+            ("${V//i/$U}", "a$-ib"),
+        ]:
+            with self.subTest(word):
+                self.assertEqual(expand(word, env), result)
+
+
+class BudgetTest(unittest.TestCase):
+    def test_the_limit_is_in_the_message(self) -> None:
+        # 2**24 chars, and 16 a char of the Dockerfile and of the build args.
+        doubling = "".join(f"ARG A{i + 1}=x$A{i}$A{i}\n" for i in range(22))
+        dockerfile = f"ARG A0=0123456789\n{doubling}FROM a:$A22\n"
+        args = {"PAD": "p" * 1000}
+        limit = (1 << 24) + 16 * (len(dockerfile) + 3 + 1000)
+        with self.assertRaises(DockerfileError) as caught:
+            images(dockerfile, args)
+        message = str(caught.exception)
+        self.assertEqual(
+            message.partition(" in ")[0], f"line 21: expansions copy more than {limit} characters"
+        )
+
+    def test_spending_the_limit_is_allowed(self) -> None:
+        budget = dockerfile_from._Budget(10)
+        self.assertEqual(budget.limit, (1 << 24) + 160)
+        budget.spend(budget.limit - 1)
+        budget.spend(1)
+        with self.assertRaisesRegex(
+            DockerfileError, f"^expansions copy more than {budget.limit} characters$"
+        ):
+            budget.spend(1)
+
+    def test_large_inputs_have_a_larger_limit(self) -> None:
+        # 2 MB of build args: 4 MB copied is within the limit.
+        found = images("ARG A\nFROM x:$A-$A\n", {"A": "a" * 2_000_000})
+        self.assertEqual(found, [F(2, "x:" + "a" * 2_000_000 + "-" + "a" * 2_000_000)])
+
+    def test_replacements_count(self) -> None:
+        uses = "FROM ${A/a/$B}\n" * 200
+        with self.assertRaisesRegex(DockerfileError, r"^line \d+: expansions copy more than"):
+            images(f"ARG A=a\nARG B\n{uses}", {"B": "b" * 100_000})
+
+
 if __name__ == "__main__":
     unittest.main()
