@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import io
+import json
 import os
 import shlex
+import tempfile
 import unittest
 
+import get_docker_image
 from get_docker_image import (
     compute_tag,
     host_name,
@@ -17,7 +22,7 @@ from get_docker_image import (
     without_tag,
 )
 from tests.fixtures import CTX, DOCKERFILE, FAKE_DOCKER, File, build_tree
-from tests.helpers import Result, ScratchDirTestCase, run_main
+from tests.helpers import Result, ScratchDirTestCase, redirect_fds, run_main
 
 # What a real docker 28 client printed against a real registry (see the
 # end-to-end tests), and what the tool must make of it.
@@ -301,6 +306,23 @@ class LocalModeTest(CliTestCase):
             "get_docker_image [INFO] - Image found locally, reusing it.", result.log_messages()
         )
         self.assertEqual(result.child_output, "")  # not the JSON `docker image inspect` printed
+
+    def test_docker_output_goes_to_stderr_leaving_stdout_to_the_tool(self) -> None:
+        script = os.path.join(self.root, "script.json")
+        with open(script, "w", encoding="utf-8") as file:
+            json.dump({"build": [{"stdout": "Step 1/1 : FROM scratch\n"}]}, file)
+        self.set_env(FAKE_DOCKER_SCRIPT=script)
+        argv = ["--context", "ctx", "--repository", "r", "--docker-path", FAKE_DOCKER]
+        with (
+            tempfile.TemporaryFile() as stdout,
+            tempfile.TemporaryFile() as stderr,
+            contextlib.redirect_stderr(io.StringIO()),  # the log
+        ):
+            with redirect_fds(stdout.fileno(), stderr.fileno()):  # docker's
+                self.assertEqual(get_docker_image.main(argv), 0)
+            stdout.seek(0)
+            stderr.seek(0)
+            self.assertEqual((stdout.read(), stderr.read()), (b"", b"Step 1/1 : FROM scratch\n"))
 
     def test_failed_local_build_is_not_tagged(self) -> None:
         self.set_env(FAKE_DOCKER_FAIL="build")

@@ -533,6 +533,97 @@ class UsageTest(CliTestCase):
         self.assertEqual([line for line in examples if "python3" in line], [])
         self.assertIn("  IMAGE=$(get-docker-image --repository ci/build --print-image-name)", text)
 
+    def test_usage_errors(self) -> None:
+        # Each a usage error (exit 2) whose last line is the whole message.
+        registry, repository = ("--container-registry", "myreg"), ("--repository", "r")
+        lock = "--build-lock needs --container-registry and pushing: others wait for the build "
+        cases: list[tuple[tuple[str, ...], str]] = [
+            (("--dockerfile", "-"), "--dockerfile -: stdin is not supported; give a path"),
+            (("--context", "-"), "--context -: stdin is not supported; give a path"),
+            (
+                ("--docker-build-args", "'a"),
+                '--docker-build-args: cannot split "\'a": No closing quotation',
+            ),
+            (
+                ("--docker-build-args-not-affecting-image-content", '"b'),
+                "--docker-build-args-not-affecting-image-content: cannot split '\"b': "
+                "No closing quotation",
+            ),
+            (
+                ("--layer-cache",),
+                "--layer-cache needs --container-registry (without a registry the engine's "
+                "own layer cache already applies)",
+            ),
+            (
+                ("--no-push",),
+                "--no-push needs --container-registry (without one nothing is pushed)",
+            ),
+            (("--build-lock",), lock + "to be pushed"),
+            (("--build-lock", "--no-push", *registry), lock + "to be pushed"),
+            (("--prune-older-than", "1d"), "--prune-older-than needs --container-registry"),
+            (
+                ("--prune-older-than", "1d", "--no-push", *registry),
+                "--no-push: not with --prune-older-than, which deletes from the registry "
+                "(--dry-run deletes nothing)",
+            ),
+            (
+                ("--image-cache-dir", "d", *registry),
+                "--image-cache-dir needs local-only mode or --no-push (with a registry to push "
+                "to, the registry is the cache)",
+            ),
+            (
+                ("--container-registry", "A/B"),  # no host: both are path components
+                "--container-registry 'A/B': 'A' is not a valid name component (lowercase "
+                "letters and digits, separated by '.', '_', '__' or dashes)",
+            ),
+            (
+                ("--layer-cache=-" + "a" * 199, *registry),  # shown cut after 129 characters
+                f"--layer-cache {'-' + 'a' * 128!r} is not a valid tag (ASCII letters, digits, "
+                "'_', '.' and '-', not first, 128 at most)",
+            ),
+            (
+                ("--container-registry", "localhost:5000", "--repository", "a" * 241),
+                f"the image name 'localhost:5000/{'a' * 241}' is 256 characters long; docker "
+                "allows 255 at most",
+            ),
+        ]
+        beside = "beside get_docker_image.py (copy it from the tool)"
+        missing = [
+            (
+                ("--hash-mode", "docker"),
+                "dockerignore",
+                f"--hash-mode docker needs dockerignore.py {beside}",
+            ),
+            (
+                ("--hash-base-images",),
+                "dockerfile_from",
+                f"--hash-base-images needs dockerfile_from.py {beside}",
+            ),
+            (("--build-lock", *registry), "registry", f"--build-lock needs registry.py {beside}"),
+            (
+                ("--prune-older-than", "1d", *registry),
+                "registry",
+                f"--prune-older-than needs registry.py {beside}",
+            ),
+        ]
+        for argv, module, message in [
+            *((argv, None, message) for argv, message in cases),
+            *missing,
+        ]:
+            hidden = {} if module is None else {module: None}  # as if missing
+            with self.subTest(argv=argv), mock.patch.dict(sys.modules, hidden):
+                result = run_main([*repository, *argv])  # a later --repository wins
+                self.assertEqual(result.status, 2)
+                self.assertEqual(
+                    result.stderr.splitlines()[-1], f"get_docker_image.py: error: {message}"
+                )
+
+    def test_an_image_name_of_255_characters_with_a_port(self) -> None:
+        argv = ["--container-registry", "localhost:5000", "--repository", "a" * 240]
+        result = run_main([*argv, "--context", self.root, "--print-image-name"])
+        self.assertEqual(result.status, 0, result.stderr)
+        self.assertEqual(len(result.stdout.partition(":image_content_digest_")[0]), 255)
+
     def test_help_examples_are_not_wrapped(self) -> None:
         result = run_main(["--help"])
         self.assertIn("      --docker-build-args \"--build-arg VERSION='1 2'\"\n", result.stdout)
