@@ -8,8 +8,10 @@ import io
 import json
 import os
 import shlex
+import signal
 import tempfile
 import unittest
+from unittest import mock
 
 import get_docker_image
 from get_docker_image import (
@@ -330,6 +332,51 @@ class LocalModeTest(CliTestCase):
         result = self.run_tool(registry=None)
         self.assertEqual(result.status, 1)
         self.assertEqual(self.docker_argvs(), [["image", "inspect", image], self.build_argv(image)])
+
+
+class MainOutcomesTest(CliTestCase):
+    """How main() ends each way a run can end: the exit status and the one line."""
+
+    def test_each_ending(self) -> None:
+        terminated = get_docker_image.Terminated()
+        cases: list[tuple[BaseException, int, list[str]]] = [
+            (get_docker_image.InputError("no such file: 'x'"), 1, ["ERROR no such file: 'x'"]),
+            (get_docker_image.UsageError("50%"), 2, ["ERROR 50%"]),
+            (KeyboardInterrupt(), 130, ["ERROR Interrupted."]),
+            (terminated, 143, ["ERROR Terminated."]),
+            (BrokenPipeError(), 1, []),
+            (
+                RuntimeError("a bug"),
+                1,
+                [
+                    "ERROR Internal error: RuntimeError('a bug') "
+                    "(rerun with --debug for the traceback)"
+                ],
+            ),
+        ]
+        sigterm = signal.getsignal(signal.SIGTERM)
+        for raised, status, lines in cases:
+            with (
+                self.subTest(raised=raised),
+                mock.patch.object(get_docker_image, "run_action", side_effect=raised),
+                mock.patch.object(get_docker_image, "_discard_stdout"),
+                self.assertLogs("get_docker_image", "DEBUG") as logs,
+            ):
+                get_docker_image._log.debug("start")  # assertLogs wants a record
+                self.assertEqual(get_docker_image.main(["--repository", "r"]), status)
+            logged = [f"{record.levelname} {record.getMessage()}" for record in logs.records]
+            self.assertEqual(logged[1:], lines)
+            self.assertIs(signal.getsignal(signal.SIGTERM), sigterm)  # put back
+
+    def test_debug_shows_the_traceback_of_an_internal_error(self) -> None:
+        with (
+            mock.patch.object(get_docker_image, "run_action", side_effect=RuntimeError("a bug")),
+            self.assertLogs("get_docker_image", "ERROR") as logs,
+        ):
+            self.assertEqual(get_docker_image.main(["--repository", "r", "--debug"]), 1)
+        [record] = logs.records
+        self.assertEqual(record.getMessage(), "Internal error")
+        self.assertIsNotNone(record.exc_info)
 
 
 class PrintModesTest(CliTestCase):
