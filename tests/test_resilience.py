@@ -3,6 +3,7 @@ blobs, bad names, broken stdout, and the layer cache's calls."""
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import io
 import json
@@ -19,6 +20,7 @@ import get_docker_image
 from get_docker_image import (
     Docker,
     DockerError,
+    HashMode,
     Outcome,
     StepFailed,
     classify_error,
@@ -572,6 +574,15 @@ class UsageTest(CliTestCase):
                 "to, the registry is the cache)",
             ),
             (
+                ("--prune-older-than", "1d", *registry, "--print-image-name"),
+                "--prune-older-than: not with --print-image-name or --explain",
+            ),
+            (
+                ("--dry-run",),
+                "--keep-newest, --keep-tags-from and --dry-run go with --prune-older-than",
+            ),
+            (("--build-lock-timeout", "5"), "--build-lock-timeout goes with --build-lock"),
+            (
                 ("--container-registry", "A/B"),  # no host: both are path components
                 "--container-registry 'A/B': 'A' is not a valid name component (lowercase "
                 "letters and digits, separated by '.', '_', '__' or dashes)",
@@ -617,6 +628,50 @@ class UsageTest(CliTestCase):
                 self.assertEqual(
                     result.stderr.splitlines()[-1], f"get_docker_image.py: error: {message}"
                 )
+
+    def test_values_at_their_bounds_and_given_values_are_taken(self) -> None:
+        registry = ["--container-registry", "myreg", "--repository", "r"]
+        options = parse_options(
+            [
+                *registry,
+                *("--retries", "100", "--retry-delay", "600", "--probe-timeout", "604800"),
+                *("--transfer-timeout", "604800", "--build-lock", "3600"),
+                *("--build-lock-timeout", "604800"),
+            ]
+        )
+        self.assertEqual(
+            (
+                options.retries,
+                options.retry_delay,
+                options.probe_timeout,
+                options.transfer_timeout,
+                options.build_lock,
+                options.build_lock_timeout,
+            ),
+            (100, 600.0, 604800.0, 604800.0, 3600.0, 604800.0),
+        )
+        prune = parse_options([*registry, "--prune-older-than", "1d"]).prune
+        assert prune is not None
+        self.assertEqual(prune.keep_newest, 3)
+        argv = [*registry, "--prune-older-than", "1d", "--keep-newest", "100000"]
+        prune = parse_options(argv).prune
+        assert prune is not None
+        self.assertEqual(prune.keep_newest, 100000)
+
+    def test_the_command_name_is_the_one_it_was_run_by(self) -> None:
+        stdout = io.StringIO()
+        with (
+            mock.patch.object(sys, "argv", ["/usr/local/bin/get-docker-image", "--help"]),
+            contextlib.redirect_stdout(stdout),
+            self.assertRaises(SystemExit) as exited,
+        ):
+            get_docker_image.main()
+        self.assertEqual(exited.exception.code, 0)
+        self.assertTrue(stdout.getvalue().startswith("usage: get-docker-image [-h]"))
+
+    def test_compute_tag_in_docker_mode_needs_the_platforms(self) -> None:
+        with self.assertRaisesRegex(ValueError, "^docker mode hashes the target platforms$"):
+            get_docker_image.compute_tag("", "Dockerfile", ".", hash_mode=HashMode.DOCKER)
 
     def test_an_image_name_of_255_characters_with_a_port(self) -> None:
         argv = ["--container-registry", "localhost:5000", "--repository", "a" * 240]
