@@ -26,13 +26,14 @@ from get_docker_image import (
     build_arg_values,
     build_target,
     choose_manifest,
+    compute_tag,
     parse_options,
     parse_platform,
     requested_platforms,
     resolve_base_images,
     target_platforms,
 )
-from tests.fixtures import CTX, DOCKERFILE, FAKE_DOCKER, File, build_tree
+from tests.fixtures import CTX, DOCKERFILE, FAKE_DOCKER, Dir, File, build_tree
 from tests.helpers import REPO_DIR, ScratchDirTestCase, run_main
 from tests.test_cli import DENIED
 from tests.test_resilience import ResilienceTestCase
@@ -503,6 +504,34 @@ class ResolveBaseImagesTest(ScratchDirTestCase):
         tool = importlib.import_module("vendored.get_docker_image")
         module = tool._optional_module("dockerfile_from", "--hash-base-images")
         self.assertEqual(module.__name__, "vendored.dockerfile_from")
+
+
+class OriginalModeTagTest(ScratchDirTestCase):
+    """--hash-base-images and --hash-platform in the original mode: the tag's stream."""
+
+    def test_the_original_mode_tag_with_base_images_and_platforms_spelled_out(self) -> None:
+        images = [BaseImageDigest("alpine:3.19", digest("amd64"), AMD64)]
+        base = b"1\0alpine:3.19@%s\0" % digest("amd64").encode()
+        platform = b"platform\0linux/amd64\0"
+        # The original's stream after the header: the build args, then the
+        # Dockerfile's and the context's records (path, decimal st_mode) and bytes.
+        inputs = b"--build-arg A=1Dockerfile 33188FROM a\nctx 16877ctx/f 33188x"
+        header = b"\0get_docker_image v1 %s\0"
+        cases: list[tuple[dict[str, Any], bytes]] = [
+            ({"base_images": images}, header % b"base-images" + base),
+            ({"platforms": [AMD64]}, header % b"platform" + platform),
+            (
+                {"base_images": images, "platforms": [AMD64]},
+                header % b"base-images platform" + base + platform,
+            ),
+            ({}, b""),
+        ]
+        build_tree(self.root, [File("Dockerfile", b"FROM a\n"), Dir("ctx"), File("ctx/f", b"x")])
+        for options, start in cases:
+            with self.subTest(options=sorted(options)):
+                tag = compute_tag("--build-arg A=1", "Dockerfile", "ctx", **options)
+                expected = hashlib.sha256(start + inputs).hexdigest()
+                self.assertEqual(tag, f"image_content_digest_{expected}")
 
 
 class StreamOfBaseImagesAndPlatformsTest(unittest.TestCase):
