@@ -189,11 +189,14 @@ class UnhashableByOriginalTest(ScratchDirTestCase):
         )
 
     def test_sockets_devices_and_fifos_are_skipped_unopened(self) -> None:
-        """Skipped, and the files after them hashed (zz sorts last)."""
+        """Skipped, and the files after them hashed (zz sorts last; of the
+        m* files, some the file system lists after the link, whatever its order)."""
+        many = [File(f"ctx/m{n:02}", b"m") for n in range(20)]
         build_tree(
             self.root,
-            [File("ctx/f", b"f"), Link("ctx/null", "/dev/null"), File("ctx/zz", b"z")],
+            [File("ctx/f", b"f"), *many[:10], Link("ctx/null", "/dev/null"), *many[10:]],
         )
+        build_tree(self.root, [File("ctx/zz", b"z")])
         os.mkfifo("ctx/fifo", 0o644)
         listener = socket.socket(socket.AF_UNIX)
         self.addCleanup(listener.close)
@@ -211,9 +214,15 @@ class UnhashableByOriginalTest(ScratchDirTestCase):
             tag = self.tag()
         self.assertEqual(
             tag,
-            tag_of(b"ctx " + DIR_755, b"ctx/f " + FILE_644 + b"f", b"ctx/zz " + FILE_644 + b"z"),
+            tag_of(
+                b"ctx " + DIR_755,
+                b"ctx/f " + FILE_644 + b"f",
+                *(b"ctx/m%02d %sm" % (n, FILE_644) for n in range(20)),
+                b"ctx/zz " + FILE_644 + b"z",
+            ),
         )
-        self.assertEqual(sorted(opened), [b"Dockerfile", b"ctx", b"f", b"zz"])
+        names = [b"m%02d" % n for n in range(20)]
+        self.assertEqual(sorted(opened), [b"Dockerfile", b"ctx", b"f", *names, b"zz"])
 
     def test_a_file_that_is_no_longer_regular_once_opened_is_skipped(self) -> None:
         """As if ctx/a became a FIFO between the listing and its open: the
@@ -337,6 +346,11 @@ class OriginalModeWarningTest(ScratchDirTestCase):
                 [Dir("ctx/a"), Dir("ctx/a/x"), Dir("ctx/b"), Link("ctx/b/l", "../a/x"),
                  Dir("ctx/c"), Link("ctx/c/m", "../a/x")],
                 [twice.format("'ctx/b/l'")],
+            ),
+            (
+                "a directory reached through a link before it is reached itself",
+                [Dir("ctx/a"), Link("ctx/a/l", "../b/x"), Dir("ctx/b"), Dir("ctx/b/x")],
+                [twice.format("'ctx/b/x'")],
             ),
             (
                 "two .git directories",
