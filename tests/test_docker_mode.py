@@ -248,6 +248,21 @@ class LinkHeavyTreeTest(DockerModeTestCase):
         self.assertEqual(len(entries), 3 + 1 + 25 * 3 + 1)
 
 
+class SteppingClock:
+    """The `time` module as get_docker_image sees it, but for monotonic(),
+    which moves on by one second at every reading."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def monotonic(self) -> float:
+        self.now += 1.0
+        return self.now
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(time, name)
+
+
 class ProgressTest(ScratchDirTestCase):
     def test_long_hashing_reports_progress_and_a_summary(self) -> None:
         build_tree(
@@ -272,6 +287,26 @@ class ProgressTest(ScratchDirTestCase):
             r"^get_docker_image \[INFO\] - Hashed 131 files, 13\.0 kB in \d\.\d s$",
         )
         self.assertEqual(len(messages), 3)
+
+    def test_the_rates_and_the_time_are_the_clock_readings(self) -> None:
+        build_tree(
+            self.root, [DOCKERFILE, CTX, *(File(f"ctx/f{n}", b"x" * 100) for n in range(130))]
+        )
+        with (
+            mock.patch.object(get_docker_image, "PROGRESS_AFTER_SECONDS", 0.0),
+            mock.patch.object(get_docker_image, "PROGRESS_EVERY_SECONDS", 0.0),
+            mock.patch.object(get_docker_image, "time", SteppingClock()),
+        ):
+            result = run_main(["--context", "ctx", "--repository", "r", "--print-image-name"])
+        # A reading at the start, one each 64 files, one at the end: 1, then 2, 3 s.
+        self.assertEqual(
+            result.log_messages(),
+            [
+                "get_docker_image [INFO] - Hashing: 64 files, 6.3 kB so far (6.3 kB/s)",
+                "get_docker_image [INFO] - Hashing: 128 files, 12.7 kB so far (6.4 kB/s)",
+                "get_docker_image [INFO] - Hashed 131 files, 13.0 kB in 3.0 s",
+            ],
+        )
 
     def test_the_first_line_waits_and_the_next_ones_are_spaced(self) -> None:
         """PROGRESS_AFTER_SECONDS before the first line, PROGRESS_EVERY_SECONDS
