@@ -242,6 +242,26 @@ class UnhashableByOriginalTest(ScratchDirTestCase):
             tag = self.tag()
         self.assertEqual(tag, tag_of(b"ctx " + DIR_755, b"ctx/b " + FILE_644 + b"b"))
 
+    def test_a_small_file_that_grew_once_opened_is_hashed_whole_and_the_rest_too(self) -> None:
+        """As if ctx/a grew from 3 to 4 bytes between its fstat and its read:
+        all its bytes are hashed (as the original reads to the end), and the
+        files after it too."""
+        build_tree(self.root, [File("ctx/a", b"aaaa"), File("ctx/b", b"b")])
+        real_fstat = os.fstat
+
+        def fstat(fd: int) -> os.stat_result:
+            status = real_fstat(fd)
+            if not (stat.S_ISREG(status.st_mode) and status.st_size == 4):
+                return status
+            fields = list(status[:10])
+            fields[stat.ST_SIZE] = 3
+            return os.stat_result(fields)
+
+        with mock.patch("os.fstat", fstat):
+            tag = self.tag()
+        expected = (b"ctx " + DIR_755, b"ctx/a " + FILE_644 + b"aaaa", b"ctx/b " + FILE_644 + b"b")
+        self.assertEqual(tag, tag_of(*expected))
+
     def test_symlinked_dockerfile_and_context_are_followed(self) -> None:
         build_tree(self.root, [Link("Dockerfile.link", "Dockerfile"), Link("ctx.link", "ctx")])
         expected = hashlib.sha256(
