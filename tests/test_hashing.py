@@ -11,6 +11,7 @@ import hashlib
 import os
 import socket
 import stat
+from collections.abc import Callable
 from typing import Any
 from unittest import mock
 
@@ -27,6 +28,23 @@ def tag_of(*records: bytes) -> str:
     """The tag of a tree whose records are spelled out after the Dockerfile."""
     digest = hashlib.sha256(b"Dockerfile " + FILE_644 + DOCKERFILE.data + b"".join(records))
     return "image_content_digest_" + digest.hexdigest()
+
+
+def fstat_changing(size: int, changes: dict[int, int]) -> Callable[[int], os.stat_result]:
+    """os.fstat, but for a regular file of `size` bytes with these fields
+    (by stat.ST_* index) changed: as if the file changed once opened."""
+    real_fstat = os.fstat
+
+    def fstat(fd: int) -> os.stat_result:
+        status = real_fstat(fd)
+        if not (stat.S_ISREG(status.st_mode) and status.st_size == size):
+            return status
+        fields = list(status[:10])
+        for index, value in changes.items():
+            fields[index] = value
+        return os.stat_result(fields)
+
+    return fstat
 
 
 class UnhashableByOriginalTest(ScratchDirTestCase):
@@ -228,17 +246,7 @@ class UnhashableByOriginalTest(ScratchDirTestCase):
         """As if ctx/a became a FIFO between the listing and its open: the
         files after it are still hashed."""
         build_tree(self.root, [File("ctx/a", b"aaa"), File("ctx/b", b"b")])
-        real_fstat = os.fstat
-
-        def fstat(fd: int) -> os.stat_result:
-            status = real_fstat(fd)
-            if not (stat.S_ISREG(status.st_mode) and status.st_size == 3):
-                return status
-            fields = list(status[:10])
-            fields[stat.ST_MODE] = stat.S_IFIFO | 0o644
-            return os.stat_result(fields)
-
-        with mock.patch("os.fstat", fstat):
+        with mock.patch("os.fstat", fstat_changing(3, {stat.ST_MODE: stat.S_IFIFO | 0o644})):
             tag = self.tag()
         self.assertEqual(tag, tag_of(b"ctx " + DIR_755, b"ctx/b " + FILE_644 + b"b"))
 
@@ -247,17 +255,7 @@ class UnhashableByOriginalTest(ScratchDirTestCase):
         all its bytes are hashed (as the original reads to the end), and the
         files after it too."""
         build_tree(self.root, [File("ctx/a", b"aaaa"), File("ctx/b", b"b")])
-        real_fstat = os.fstat
-
-        def fstat(fd: int) -> os.stat_result:
-            status = real_fstat(fd)
-            if not (stat.S_ISREG(status.st_mode) and status.st_size == 4):
-                return status
-            fields = list(status[:10])
-            fields[stat.ST_SIZE] = 3
-            return os.stat_result(fields)
-
-        with mock.patch("os.fstat", fstat):
+        with mock.patch("os.fstat", fstat_changing(4, {stat.ST_SIZE: 3})):
             tag = self.tag()
         expected = (b"ctx " + DIR_755, b"ctx/a " + FILE_644 + b"aaaa", b"ctx/b " + FILE_644 + b"b")
         self.assertEqual(tag, tag_of(*expected))
