@@ -168,7 +168,8 @@ class RunTest(unittest.TestCase):
                 tempfile.TemporaryFile() as out,
                 tempfile.TemporaryFile() as err,
             ):
-                with redirect_fds(out.fileno(), err.fileno()):
+                # The log off fd 2 (another module may have given it a handler there).
+                with redirect_fds(out.fileno(), err.fileno()), self.assertLogs("util.run", "DEBUG"):
                     run(sys.executable, "-c", code, **options)
                 inodes = {
                     "out": os.fstat(out.fileno()).st_ino,
