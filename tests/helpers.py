@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import logging
 import os
 import re
 import shutil
@@ -67,6 +68,39 @@ def run_main(argv: Sequence[str]) -> Result:
         child_output.seek(0)
         child_text = child_output.read().decode()
     return Result(status, stdout.getvalue(), stderr.getvalue(), child_text)
+
+
+class _Records(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+@contextlib.contextmanager
+def kept_logs(*names: str) -> Iterator[list[logging.LogRecord]]:
+    """The records of these loggers, kept off the console (their handlers,
+    which an earlier test may have added, set aside); unlike assertLogs,
+    none is fine."""
+    keeper = _Records()
+    loggers = [logging.getLogger(name) for name in names]
+    saved = [(logger.handlers, logger.propagate) for logger in loggers]
+    for logger in loggers:
+        logger.handlers, logger.propagate = [keeper], False
+    try:
+        yield keeper.records
+    finally:
+        for logger, (handlers, propagate) in zip(loggers, saved, strict=True):
+            logger.handlers, logger.propagate = handlers, propagate
+
+
+def keep_logs_off_console(test: unittest.TestCase, *names: str) -> None:
+    """kept_logs for the whole of this test (assertLogs still works inside)."""
+    context = kept_logs(*names)
+    context.__enter__()
+    test.addCleanup(context.__exit__, None, None, None)
 
 
 @contextlib.contextmanager

@@ -23,6 +23,7 @@ from unittest import mock
 import registry
 from tests.e2e_support import ClosedOnExit
 from tests.fake_registry import API_VERSION_HEADER, ClosingRegistry, HangingRegistry, send
+from tests.helpers import keep_logs_off_console
 from tests.registry_fakes import (
     Exchange,
     LoopbackServer,
@@ -102,6 +103,7 @@ class RegistryTestCase(unittest.TestCase):
         environment.start()
         self.addCleanup(environment.stop)
         os.environ.pop("DOCKER_AUTH_CONFIG", None)
+        keep_logs_off_console(self, "util.run")  # the credential helpers' runs
 
     def serve(self, server: ServerT) -> ServerT:
         self.addCleanup(server.close)

@@ -20,7 +20,7 @@ from typing import IO
 from unittest import mock
 
 import util
-from tests.helpers import REPO_DIR, TIMESTAMP_PATTERN, redirect_fds
+from tests.helpers import REPO_DIR, TIMESTAMP_PATTERN, keep_logs_off_console, redirect_fds
 from util import STDERR_TAIL_BYTES, SilenceTimeout, format_command, run
 
 PRINT_BOTH = "import sys; print('to stdout'); print('to stderr', file=sys.stderr)"
@@ -101,7 +101,14 @@ def recorded_reads() -> Iterator[list[float | None]]:
         yield waits
 
 
-class RunTest(unittest.TestCase):
+class QuietRunTestCase(unittest.TestCase):
+    """util.run's log kept off the console: a test that reads it uses assertLogs."""
+
+    def setUp(self) -> None:
+        keep_logs_off_console(self, "util.run")
+
+
+class RunTest(QuietRunTestCase):
     def test_logs_directory_and_a_pasteable_command_then_the_exit_status(self) -> None:
         with tempfile.TemporaryDirectory() as cwd, self.assertLogs("util.run", "DEBUG") as logs:
             run(sys.executable, "-c", "pass", cwd=cwd)
@@ -168,8 +175,7 @@ class RunTest(unittest.TestCase):
                 tempfile.TemporaryFile() as out,
                 tempfile.TemporaryFile() as err,
             ):
-                # The log off fd 2 (another module may have given it a handler there).
-                with redirect_fds(out.fileno(), err.fileno()), self.assertLogs("util.run", "DEBUG"):
+                with redirect_fds(out.fileno(), err.fileno()):
                     run(sys.executable, "-c", code, **options)
                 inodes = {
                     "out": os.fstat(out.fileno()).st_ino,
@@ -316,7 +322,7 @@ class RunTest(unittest.TestCase):
         self.assertEqual(completed.stdout, "$HOME; echo injected\n")
 
 
-class ExitAndDrainTest(unittest.TestCase):
+class ExitAndDrainTest(QuietRunTestCase):
     """How the child's exit is noticed, and its output read to the end."""
 
     def test_the_exit_wakes_the_wait_without_polling(self) -> None:
@@ -377,7 +383,7 @@ class ExitAndDrainTest(unittest.TestCase):
         self.assertTrue(is_running(pid))  # not ours to stop: it left the group
 
 
-class StopTest(unittest.TestCase):
+class StopTest(QuietRunTestCase):
     """An interrupted child's group: SIGTERM, a grace, then SIGKILL."""
 
     def test_a_child_that_stops_at_once_is_not_waited_for(self) -> None:
