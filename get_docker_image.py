@@ -2817,16 +2817,17 @@ def build_image(docker: Docker, options: Options, image: str, cache_from: str | 
     )
 
 
-def _cache_names(cache_image: str) -> list[str]:
-    """What docker's output names of the cache image, taken out before its
-    words are judged (a repository named `access-denied` is no refusal)."""
-    return [cache_image, without_tag(cache_image)]
+def names_in_output(image: str) -> list[str]:
+    """How docker's output names an image (itself, and its repository in
+    "The push refers to repository [...]"): taken out before its words are
+    judged, so that a repository named `access-denied` is no refusal."""
+    return [image, without_tag(image)]
 
 
 def pull_layer_cache(docker: Docker, cache_image: str) -> None:
     """Pulls the layer cache image: the classic builder uses only a local one."""
     try:
-        docker.pull(cache_image, _cache_names(cache_image))
+        docker.pull(cache_image, names_in_output(cache_image))
     except StepFailed as failure:
         if failure.outcome is Outcome.NOT_FOUND:
             _log.warning("No layer cache yet (%s): building without it.", cache_image)
@@ -2838,7 +2839,7 @@ def push_layer_cache(docker: Docker, image: str, cache_image: str) -> None:
     try:
         docker.step("tag", image, cache_image)
         docker.retrying(
-            lambda: docker.registry_step("push", cache_image, redact=_cache_names(cache_image)),
+            lambda: docker.registry_step("push", cache_image, redact=names_in_output(cache_image)),
             "docker push",
         )
     except StepFailed as failure:
@@ -2849,7 +2850,7 @@ def get_registry_image(docker: Docker, options: Options, image: str) -> Got:
     """Pulls `image` if the registry has it, else builds and pushes it; a
     job that finds the tag pushed meanwhile by another one takes theirs.
     With --no-push: builds and keeps it, also when the registry is unusable."""
-    redact = (image, f"{reference_host(image)}/{options.repository}")
+    redact = names_in_output(image)
     outcome, message = docker.probe(image, redact)
     if outcome is Outcome.FOUND:
         _log.info("Image found, pulling...")
